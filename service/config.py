@@ -223,6 +223,58 @@ VARIABLES: tuple[Variable, ...] = (
         "Most tasks submitted to Wiro and not yet terminal; 0 means no cap.",
     ),
     Variable(
+        "RELAY_POLL_INTERVAL_SECONDS",
+        "poll_interval_seconds",
+        _positive_float,
+        "15",
+        "First interval between polls once polling has started; it doubles (±20 % jitter) up to the cap.",
+    ),
+    Variable(
+        "RELAY_POLL_MAX_INTERVAL_SECONDS",
+        "poll_max_interval_seconds",
+        _positive_float,
+        "120",
+        "Cap on the interval between polls of one task.",
+    ),
+    Variable(
+        "RELAY_SUBMIT_RETRY_SECONDS",
+        "submit_retry_seconds",
+        _positive_float,
+        "2",
+        "First wait before submitting again after Wiro's concurrency limit (code 96) or a transient "
+        "fault; it doubles (±20 % jitter) up to RELAY_SUBMIT_RETRY_MAX_SECONDS.",
+    ),
+    Variable(
+        "RELAY_SUBMIT_RETRY_MAX_SECONDS",
+        "submit_retry_max_seconds",
+        _positive_float,
+        "60",
+        "Cap on the wait between submission attempts.",
+    ),
+    Variable(
+        "RELAY_RECONCILE_ATTEMPTS",
+        "reconcile_attempts",
+        _non_negative_int,
+        "3",
+        "After a Run with no answer, how many Task/List look-ups must miss the task before the relay "
+        "concludes Wiro never created it and sends the Run again.",
+    ),
+    Variable(
+        "RELAY_RECONCILE_DELAY_SECONDS",
+        "reconcile_delay_seconds",
+        _positive_float,
+        "5",
+        "Wait between those look-ups.",
+    ),
+    Variable(
+        "RELAY_LOOP_INTERVAL_SECONDS",
+        "loop_interval_seconds",
+        _positive_float,
+        "1",
+        "Longest sleep of the background loops between looks at the database (they are also woken at "
+        "once by new tasks and callbacks).",
+    ),
+    Variable(
         "RELAY_POLL_CONCURRENCY",
         "poll_concurrency",
         _non_negative_int,
@@ -281,6 +333,13 @@ class Settings:
     task_deadline_seconds: float = 14400.0
     max_in_flight: int = 4
     poll_concurrency: int = 8
+    poll_interval_seconds: float = 15.0
+    poll_max_interval_seconds: float = 120.0
+    submit_retry_seconds: float = 2.0
+    submit_retry_max_seconds: float = 60.0
+    reconcile_attempts: int = 3
+    reconcile_delay_seconds: float = 5.0
+    loop_interval_seconds: float = 1.0
     callback_max_bytes: int = 1_048_576
     max_upload_bytes: int = 26_214_400
     webhook_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: parse and check the request, call the relay, shape the answer."""

@@ -1,0 +1,63 @@
+"""POST /callbacks/wiro/{task_id}/{token}: Wiro's completion callbacks.
+
+The body is stored exactly as received and acknowledged at once; it is never trusted. It only makes
+the task's next Task/Detail due now, and that answer decides the task's state. A wrong token, or a
+token for a task that does not exist, gets the same bare 404 as any unknown path.
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.api.errors import error_response
+from service.relay import Relay
+
+log = structlog.get_logger(__name__)
+
+
+def _claimed_status(body: bytes) -> str | None:
+    """The status the body claims, if it is readable JSON; only for the record."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("tasklist"), list) and data["tasklist"]:
+        data = data["tasklist"][0]
+    status = data.get("status") if isinstance(data, dict) else None
+    return status[:64] if isinstance(status, str) else None
+
+
+def _not_found() -> Response:
+    return error_response(404, "not_found", "no such resource")
+
+
+async def wiro_callback(request: Request) -> Response:
+    relay: Relay = request.app.state.relay
+    task_id = request.path_params["task_id"]
+    if not relay.tokens.check(task_id, request.path_params["token"]):
+        relay.metrics.callbacks.labels(outcome="refused").inc()
+        log.warning("callback_refused", reason="bad_token", task_id=task_id[:64])
+        return _not_found()
+    body = await request.body()
+    now = relay.clock()
+    try:
+        due = await relay.store.record_callback(
+            task_id, at=now, content_type=request.headers.get("content-type"), body=body,
+            claimed_status=_claimed_status(body),
+        )  # fmt: skip
+    except LookupError:
+        relay.metrics.callbacks.labels(outcome="refused").inc()
+        return _not_found()
+    relay.metrics.callbacks.labels(outcome="accepted").inc()
+    log.info("callback_received", task_id=task_id, confirm=due, size=len(body))
+    if due:
+        relay.note_callback()
+    return JSONResponse({"received": True})
+
+
+routes = [Route("/callbacks/wiro/{task_id}/{token}", wiro_callback, methods=["POST"])]

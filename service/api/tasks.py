@@ -1,0 +1,306 @@
+"""/v1/tasks: accept jobs, answer for them, cancel them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import math
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.api.bodies import parse_json_object
+from service.api.errors import ApiError, validation_error
+from service.models import Task, TaskStatus
+from service.relay import CancelRefused, Relay, request_hash
+from service.schemas import TaskCreate
+from service.store.base import IdempotencyConflict, TaskQuery
+from service.views import task_view
+from service.wiro.errors import WiroError, WiroTransientError
+
+MAX_LIMIT = 200
+_IMAGE_TYPES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+_PLACEHOLDER_URL = "https://upload.invalid/inputImage"
+_LIST_PARAMS = {"status", "model", "created_after", "created_before", "limit", "cursor"}
+
+
+def _relay(request: Request) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
+def _image_type(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((t for magic, t in _IMAGE_TYPES.items() if head.startswith(magic)), None)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
+        raise ApiError(
+            400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters"
+        )
+    return key
+
+
+def _task_response(task: Task, status: int, *, replayed: bool = False) -> JSONResponse:
+    headers = {"Location": f"/v1/tasks/{task.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(task_view(task, timeline=False), status_code=status, headers=headers)
+
+
+async def create_task(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    key = _idempotency_key(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    image: tuple[bytes, str, str] | None = None
+    if content_type == "application/json":
+        raw = parse_json_object(await request.body())
+        try:
+            body = TaskCreate.model_validate(raw, strict=True)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+    elif content_type == "multipart/form-data":
+        body, image = await _read_multipart(request, relay)
+    else:
+        raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data")
+    digest = request_hash(body, hashlib.sha256(image[0]).hexdigest() if image else "")
+    if key is not None:
+        found = await relay.store.find_idempotent(key)
+        if found is not None:
+            return _replay_or_conflict(found[0], found[1], digest)
+    if image is not None:
+        url = await _upload(relay, *image)
+        body = body.model_copy(update={"input": body.input.model_copy(update={"inputImageUrl": url})})
+    try:
+        task, created = await relay.accept(body, idempotency_key=key, digest=digest)
+    except IdempotencyConflict as exc:
+        raise _conflict(exc.task_id) from None
+    return _task_response(task, 202, replayed=not created)
+
+
+def _replay_or_conflict(task: Task, stored_hash: str, digest: str) -> JSONResponse:
+    if stored_hash != digest:
+        raise _conflict(task.id)
+    return _task_response(task, 202, replayed=True)
+
+
+def _conflict(task_id: str) -> ApiError:
+    return ApiError(
+        409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
+        {"task_id": task_id},
+    )  # fmt: skip
+
+
+async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, tuple[bytes, str, str] | None]:
+    try:
+        form: FormData = await request.form(max_files=1, max_fields=64, max_part_size=64 * 1024)
+    except Exception as exc:  # python-multipart's and Starlette's parse errors have no common base
+        raise ApiError(400, "invalid_multipart", f"the multipart body could not be read: {exc}") from None
+    try:
+        fields: dict[str, Any] = {}
+        upload: UploadFile | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "inputImage":
+                    raise ApiError(
+                        400, "unexpected_file", f"only an inputImage file is accepted, not {name!r}"
+                    )
+                upload = value
+            elif name in fields:
+                raise ApiError(400, "duplicate_field", f"field {name!r} is given twice")
+            else:
+                fields[name] = value
+        image = await _read_image(upload, relay.settings.max_upload_bytes) if upload else None
+    finally:
+        await form.close()
+    top = {k: fields.pop(k) for k in ("model", "webhook_url", "metadata") if k in fields}
+    if "metadata" in top:
+        try:
+            top["metadata"] = parse_json_object(str(top["metadata"]).encode())
+        except ApiError as exc:
+            raise ApiError(
+                400, "invalid_metadata", f"metadata must be a JSON object: {exc.message}"
+            ) from None
+    if image is not None:
+        if "inputImageUrl" in fields:
+            raise ApiError(400, "conflicting_image", "give inputImage or inputImageUrl, not both")
+        fields["inputImageUrl"] = _PLACEHOLDER_URL
+    try:
+        body = TaskCreate.model_validate({**top, "input": fields}, strict=False)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    return body, image
+
+
+async def _read_image(upload: UploadFile, limit: int) -> tuple[bytes, str, str]:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "image_too_large", f"inputImage exceeds {limit} bytes")
+    if not data:
+        raise ApiError(400, "empty_image", "inputImage is empty")
+    kind = _image_type(data[:16])
+    if kind is None:
+        raise ApiError(415, "unsupported_image_type", "inputImage must be a PNG, JPEG, WebP or GIF image")
+    name = (upload.filename or "input").replace("/", "_").replace("\\", "_")[:128] or "input"
+    return data, name, kind
+
+
+async def _upload(relay: Relay, data: bytes, name: str, kind: str) -> str:
+    try:
+        uploaded = await relay.wiro.upload_file(name, data, kind)
+    except WiroTransientError as exc:
+        raise ApiError(
+            503, "wiro_unavailable", f"Wiro's File/Upload failed for now: {exc.message}",
+            headers={"Retry-After": "5"},
+        ) from None  # fmt: skip
+    except WiroError as exc:
+        raise ApiError(502, "wiro_upload_refused", f"Wiro refused the image: {exc.message}") from None
+    return uploaded.url
+
+
+async def get_task(request: Request) -> JSONResponse:
+    task = await _relay(request).store.get_task(request.path_params["task_id"], timeline=True)
+    if task is None:
+        raise ApiError(404, "task_not_found", "no task has this id")
+    return JSONResponse(task_view(task))
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    relay = _relay(request)
+    task = await relay.store.get_task(request.path_params["task_id"])
+    if task is None:
+        raise ApiError(404, "task_not_found", "no task has this id")
+    try:
+        task = await relay.cancel(task)
+    except CancelRefused as exc:
+        raise ApiError(
+            409, "task_finished", f"the task already ended as {exc.task.status.value}",
+            {"status": exc.task.status.value},
+        ) from None  # fmt: skip
+    status = 200 if task.status is TaskStatus.CANCELLED else 202
+    return JSONResponse(task_view(task, timeline=False), status_code=status)
+
+
+def _timestamp(name: str, raw: str) -> float:
+    """RFC 3339 (``2026-11-24T13:50:00Z``) or Unix seconds."""
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", f"{name} must be RFC 3339 or Unix seconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    if not math.isfinite(value):
+        raise ApiError(400, "invalid_parameter", f"{name} must be a finite number")
+    return value
+
+
+def encode_cursor(after: tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(f"{after[0]!r}|{after[1]}".encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(raw: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        created, task_id = text.split("|", 1)
+        value = float(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out") from None
+    if not math.isfinite(value) or not task_id.startswith("task_"):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out")
+    return value, task_id
+
+
+def _limit(raw: str | None, default: int = 50) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def task_query(request: Request) -> TaskQuery:
+    params = request.query_params
+    metadata: list[tuple[str, str]] = []
+    for name in params:
+        if name.startswith("metadata."):
+            key = name.removeprefix("metadata.")
+            values = params.getlist(name)
+            if not key or len(key) > 64 or len(values) != 1:
+                raise ApiError(400, "invalid_parameter", f"{name[:80]} must name one key, once")
+            metadata.append((key, values[0]))
+        elif name not in _LIST_PARAMS:
+            raise ApiError(400, "unknown_parameter", f"unknown query parameter {name[:80]!r}")
+    statuses: list[TaskStatus] = []
+    for raw in params.getlist("status"):
+        for part in raw.split(","):
+            try:
+                statuses.append(TaskStatus(part.strip()))
+            except ValueError:
+                raise ApiError(
+                    400, "invalid_parameter", f"status {part[:40]!r} is not one of "
+                    + ", ".join(s.value for s in TaskStatus),
+                ) from None  # fmt: skip
+    cursor = params.get("cursor")
+    return TaskQuery(
+        statuses=tuple(dict.fromkeys(statuses)),
+        model=params.get("model"),
+        created_after=_timestamp("created_after", params["created_after"])
+        if "created_after" in params
+        else None,
+        created_before=_timestamp("created_before", params["created_before"])
+        if "created_before" in params
+        else None,
+        metadata=tuple(metadata),
+        limit=_limit(params.get("limit")),
+        after=decode_cursor(cursor) if cursor else None,
+    )
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    page = await _relay(request).store.list_tasks(task_query(request))
+    return JSONResponse(
+        {
+            "data": [task_view(t, timeline=False) for t in page.items],
+            "next_cursor": encode_cursor(page.next_after) if page.next_after else None,
+        }
+    )
+
+
+async def summary(request: Request) -> JSONResponse:
+    params = request.query_params
+    unknown = set(params) - {"since", "until"}
+    if unknown:
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
+    since = _timestamp("since", params["since"]) if "since" in params else None
+    until = _timestamp("until", params["until"]) if "until" in params else None
+    result = await _relay(request).store.summary(since, until)
+    return JSONResponse({"since": params.get("since"), "until": params.get("until"), **result})
+
+
+routes = [
+    Route("/v1/tasks", create_task, methods=["POST"]),
+    Route("/v1/tasks", list_tasks, methods=["GET"]),
+    Route("/v1/tasks/summary", summary, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
+]

@@ -1,0 +1,161 @@
+"""create_app(settings): the Starlette app. Its lifespan owns the database, the HTTP client and the
+background loops, so nothing is created at import and tests build as many apps as they like."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import callbacks, events, ops, tasks
+from service.api.auth import BearerAuth
+from service.api.bodies import BodyLimit
+from service.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected
+from service.config import Settings
+from service.metrics import Metrics
+from service.relay import Relay, relay_secret
+from service.store.sqlite import SqliteStore
+from service.tokens import CallbackTokens
+from service.wiro.client import WiroClient
+
+log = structlog.get_logger(__name__)
+
+JSON_BODY_LIMIT = 256 * 1024
+ROUTES = [*tasks.routes, *events.routes, *callbacks.routes, *ops.routes]
+
+
+def _route_template(app: Starlette, scope: Scope) -> str:
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+class RequestLog:
+    """One canonical log line and one latency observation per request, with a request id."""
+
+    def __init__(self, app: ASGIApp, starlette: Callable[[], Starlette]) -> None:
+        self.app = app
+        self.starlette = starlette
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        app = self.starlette()
+        request_id = (
+            next((v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-request-id"), None)
+            or f"req_{time.time_ns():x}"
+        )
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_template(app, scope)
+            relay: Relay | None = getattr(app.state, "relay", None)
+            if relay is not None:
+                relay.metrics.requests.labels(
+                    route=route, method=scope["method"], status=str(status)
+                ).observe(seconds)
+            log.info(
+                "request", method=scope["method"], route=route, status=status,
+                duration_ms=round(seconds * 1000, 2),
+            )  # fmt: skip
+            structlog.contextvars.clear_contextvars()
+
+
+def _body_limit(settings: Settings) -> Callable[[Scope], int]:
+    def limit_for(scope: Scope) -> int:
+        path = str(scope.get("path", ""))
+        if path.startswith("/callbacks/"):
+            return settings.callback_max_bytes
+        if path == "/v1/tasks" and scope.get("method") == "POST":
+            return settings.max_upload_bytes + 256 * 1024
+        return JSON_BODY_LIMIT
+
+    return limit_for
+
+
+def create_app(
+    settings: Settings,
+    *,
+    wiro_transport: httpx.AsyncBaseTransport | None = None,
+    run_loops: bool = True,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The relay as an ASGI app. ``wiro_transport`` swaps how Wiro is reached (tests only)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = SqliteStore(settings.database_path)
+        applied = await store.open()
+        if applied:
+            log.info("migrations_applied", migrations=applied)
+        http = httpx.AsyncClient(
+            transport=wiro_transport,
+            timeout=httpx.Timeout(settings.wiro_timeout_seconds),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            headers={"user-agent": "wiro-relay"},
+        )
+        secret = await relay_secret(store, settings.relay_secret)
+        metrics = Metrics()
+        wiro = WiroClient(
+            http,
+            base_url=settings.wiro_base_url,
+            api_key=settings.wiro_api_key or "",
+            api_secret=settings.wiro_api_secret,
+            timeout=settings.wiro_timeout_seconds,
+            observe=metrics.observe_wiro_call,
+        )
+        relay = Relay(settings, store, wiro, CallbackTokens(secret), clock=clock, metrics=metrics)
+        app.state.relay = relay
+        stop = asyncio.Event()
+        loops = asyncio.create_task(relay.run_loops(stop)) if run_loops else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if loops is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(loops, timeout=10)
+            await http.aclose()
+            await store.close()
+
+    app: Starlette
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestLog, starlette=lambda: app),
+            Middleware(BodyLimit, limit_for=_body_limit(settings)),
+            Middleware(BearerAuth, tokens=settings.api_tokens),
+        ],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )
+    return app

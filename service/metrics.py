@@ -1,0 +1,37 @@
+"""Prometheus metrics, one registry per relay (so tests and several apps in a process never clash)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from service import __version__
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build = Info("wiro_relay_build", "Build information.", registry=r)
+        self.build.info({"version": __version__})
+        self.requests = Histogram(
+            "wiro_relay_http_request_duration_seconds",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.wiro_calls = Histogram(
+            "wiro_relay_wiro_call_duration_seconds",
+            "Calls to Wiro by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "wiro_relay_callbacks_total",
+            "Wiro callbacks by outcome (accepted, refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.tasks = Gauge("wiro_relay_tasks", "Tasks by state.", ["status"], registry=r)
+
+    def observe_wiro_call(self, endpoint: str, outcome: str, seconds: float) -> None:
+        self.wiro_calls.labels(endpoint=endpoint, outcome=outcome).observe(seconds)

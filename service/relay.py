@@ -1,0 +1,149 @@
+"""The relay's parts wired together: settings, store, Wiro client, loops; and the operations the API
+needs that span them (accepting a job, cancelling one)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from service.config import Settings
+from service.metrics import Metrics
+from service.models import Task, TaskStatus, new_id
+from service.poller import Poller
+from service.schemas import TaskCreate
+from service.store.base import NewTask, Store
+from service.submitter import Submitter
+from service.tokens import CallbackTokens
+from service.wiro.client import WiroClient
+from service.wiro.errors import WiroError
+
+log = structlog.get_logger(__name__)
+
+
+class CancelRefused(Exception):
+    """The task already finished in another state."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(f"task {task.id} already {task.status.value}")
+        self.task = task
+
+
+async def relay_secret(store: Store, configured: str | None) -> str:
+    """The configured secret, or one generated on first start and kept in the database."""
+    if configured:
+        return configured
+    return await store.meta_get_or_set("relay_secret", secrets.token_urlsafe(32))
+
+
+def request_hash(body: TaskCreate, extra: str = "") -> str:
+    """A digest of the normalised request, so the same job sent twice hashes the same."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((canonical + extra).encode()).hexdigest()
+
+
+@dataclass
+class Relay:
+    settings: Settings
+    store: Store
+    wiro: WiroClient
+    tokens: CallbackTokens
+    clock: Callable[[], float] = time.time
+    metrics: Metrics = field(default_factory=Metrics)
+    submitter: Submitter = field(init=False)
+    poller: Poller = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.poller = Poller(self.store, self.wiro, self.settings, clock=self.clock)
+        self.submitter = Submitter(self.store, self.wiro, self.settings, self.tokens, clock=self.clock)
+
+    async def run_loops(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(self.submitter.run(stop), self.poller.run(stop))
+
+    async def accept(
+        self, body: TaskCreate, *, idempotency_key: str | None, digest: str
+    ) -> tuple[Task, bool]:
+        """Store a validated job as a queued task (durable before the caller answers)."""
+        now = self.clock()
+        new = NewTask(
+            id=new_id("task"),
+            model=body.model,
+            input=body.input.model_dump(mode="json"),
+            metadata=dict(body.metadata),
+            webhook_url=body.webhook_url,
+            created_at=now,
+            deadline_at=now + self.settings.task_deadline_seconds,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+        )
+        task, created = await self.store.create_task(new)
+        if created:
+            log.info("task_accepted", task_id=task.id)
+            self.submitter.wake.set()
+        return task, created
+
+    def note_callback(self) -> None:
+        self.poller.wake.set()
+
+    async def cancel(self, task: Task) -> Task:
+        """Cancel a task wherever it is. Idempotent; ``CancelRefused`` if it finished otherwise."""
+        if task.status is TaskStatus.CANCELLED:
+            return task
+        if task.status.terminal:
+            raise CancelRefused(task)
+        now = self.clock()
+        if task.status is TaskStatus.QUEUED:
+            cancelled = await self.store.cancel_unsent(task.id, now)
+            if cancelled is not None:
+                return cancelled
+            # A Run may be on its way: the submitter cancels it once it knows the Wiro task.
+            await self.store.request_cancel(task.id, now)
+            return await self._reload(task.id)
+        if task.wiro_task_id is None:  # pragma: no cover - submitted tasks always have one
+            raise CancelRefused(task)
+        try:
+            moved = await self.poller.cancel_at_wiro(task.id, task.wiro_task_id, last_status=task.wiro_status)
+        except WiroError as exc:
+            log.info("cancel_deferred", task_id=task.id, error=type(exc).__name__, message=exc.message)
+            await self.store.request_cancel(task.id, now)
+            self.poller.wake.set()
+            return await self._reload(task.id)
+        current = moved or await self._reload(task.id)
+        if current.status.terminal and current.status is not TaskStatus.CANCELLED:
+            raise CancelRefused(current)
+        return current
+
+    async def _reload(self, task_id: str) -> Task:
+        task = await self.store.get_task(task_id)
+        if task is None:  # pragma: no cover - tasks are never deleted
+            raise LookupError(task_id)
+        return task
+
+    async def readiness_problems(self) -> list[str]:
+        problems = []
+        try:
+            await self.store.check_writable()
+        except Exception as exc:  # any database failure means not ready; the reason is reported
+            problems.append(f"database not writable: {type(exc).__name__}: {exc}")
+        try:
+            pending = await self.store.pending_migrations()
+        except Exception as exc:  # as above
+            problems.append(f"migrations unreadable: {exc}")
+        else:
+            if pending:
+                problems.append(f"migrations pending: {', '.join(pending)}")
+        stale = max(10.0, 10 * self.settings.loop_interval_seconds)
+        now = self.clock()
+        for name, last in (("submitter", self.submitter.last_pass_at), ("poller", self.poller.last_pass_at)):
+            if last is None or now - last > stale:
+                problems.append(f"{name} loop not running")
+        return problems
+
+    def callback_url(self, task_id: str) -> str:
+        return self.tokens.callback_url(self.settings.public_url, task_id)

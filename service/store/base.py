@@ -1,0 +1,179 @@
+"""The store seam: every query the API and the loops run, as one contract.
+
+Handlers and loops speak only this interface; all SQL lives in its implementations (SQLite now,
+PostgreSQL for several replicas later), and one contract test suite runs against each. Every method
+that changes a task's state writes the state, its timeline entry and its event in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from service.models import Observation, Source, Task, TaskStatus
+from service.wiro.types import RunResult
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class TaskNotFound(StoreError, LookupError):
+    """No task has this id."""
+
+
+class IdempotencyConflict(StoreError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Idempotency-Key already used for task {task_id} with another request")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A validated job, ready to be stored as a queued task."""
+
+    id: str
+    model: str
+    input: dict[str, Any]
+    metadata: dict[str, str]
+    webhook_url: str | None
+    created_at: float
+    deadline_at: float
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Filters of GET /v1/tasks. ``after`` is the (created_at, id) of the last row already seen."""
+
+    statuses: tuple[TaskStatus, ...] = ()
+    model: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    limit: int = 50
+    after: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Task]
+    next_after: tuple[float, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJob:
+    """A queued task the submitter may send now."""
+
+    task: Task
+    attempts: int
+    run_started_at: float | None
+    """Set when an earlier Run may have reached Wiro: reconcile before sending another."""
+    reconcile_misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    """A task at Wiro whose next Task/Detail is due."""
+
+    task_id: str
+    wiro_task_id: str
+    status: TaskStatus
+    poll_attempts: int
+    submitted_at: float
+    deadline_at: float
+    last_callback_at: float | None
+    last_detail_at: float | None
+    cancel_requested: bool
+
+    @property
+    def after_callback(self) -> bool:
+        """True when a callback arrived since the last look: this look confirms it."""
+        return self.last_callback_at is not None and (
+            self.last_detail_at is None or self.last_callback_at > self.last_detail_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    id: str
+    type: str
+    task_id: str
+    created_at: float
+    data: dict[str, Any] = field(repr=False)
+
+
+class Store(Protocol):
+    """What the relay needs from its database."""
+
+    async def open(self, *, apply_migrations: bool = True) -> list[str]: ...
+    async def close(self) -> None: ...
+    async def pending_migrations(self) -> list[str]: ...
+    async def check_writable(self) -> None: ...
+    async def meta_get_or_set(self, key: str, value: str) -> str: ...
+
+    # tasks and history
+    async def create_task(self, new: NewTask) -> tuple[Task, bool]: ...
+    async def find_idempotent(self, key: str) -> tuple[Task, str] | None: ...
+    async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None: ...
+    async def list_tasks(self, query: TaskQuery) -> Page: ...
+    async def summary(self, since: float | None, until: float | None) -> dict[str, Any]: ...
+
+    # the submitter
+    async def in_flight_count(self) -> int: ...
+    async def due_submissions(self, now: float, limit: int) -> list[SubmitJob]: ...
+    async def note_run_started(self, task_id: str, at: float) -> bool: ...
+    async def cancel_unsent(self, task_id: str, at: float) -> Task | None: ...
+    async def record_submitted(
+        self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
+    ) -> Task | None: ...
+    async def defer_submission(
+        self,
+        task_id: str,
+        *,
+        at: float,
+        next_attempt_at: float,
+        note: str,
+        clear_run_started: bool,
+        reconcile_miss: bool = False,
+    ) -> None: ...
+
+    # terminal changes decided by the relay itself (refusal, local cancel, deadline)
+    async def finish(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        at: float,
+        source: Source,
+        error: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> Task | None: ...
+    async def request_cancel(self, task_id: str, at: float) -> None: ...
+
+    # callbacks and polls
+    async def record_callback(
+        self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
+    ) -> bool: ...
+    async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]: ...
+    async def note_detail_started(self, task_id: str, at: float) -> None: ...
+    async def apply_observation(
+        self,
+        task_id: str,
+        observation: Observation,
+        *,
+        source: Source,
+        at: float,
+        next_poll_at: float | None,
+        poll_attempts: int | None = None,
+    ) -> Task | None: ...
+    async def due_deadlines(self, now: float, limit: int) -> list[Task]: ...
+
+    # events
+    async def list_events(
+        self, *, after: int, types: tuple[str, ...], task_id: str | None, limit: int
+    ) -> list[Event]: ...

@@ -1,0 +1,562 @@
+"""The SQLite store: one file, WAL, a busy timeout, one writer.
+
+Writes go through a single connection behind an ``asyncio.Lock``, each method one short
+``BEGIN IMMEDIATE`` transaction, so a state change, its timeline entry and its event commit together
+or not at all. Reads use a second connection: under WAL they never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from service.models import Observation, Source, Task, TaskStatus, can_move, new_id, output_dict
+from service.store import migrate
+from service.store.base import (
+    Event,
+    IdempotencyConflict,
+    NewTask,
+    Page,
+    PollJob,
+    SubmitJob,
+    TaskNotFound,
+    TaskQuery,
+)
+from service.views import task_view
+from service.wiro.types import RunResult
+
+_TASK_COLUMNS = (
+    "id, status, model, input_json, metadata_json, webhook_url, created_at, updated_at, deadline_at, "
+    "wiro_task_id, wiro_socket_token, wiro_status, outputs_json, cost_usd, elapsed_seconds, error_json, "
+    "submitted_at, completed_at, cancel_requested"
+)
+_LIVE = "('queued', 'submitted', 'running')"
+_AT_WIRO = "('submitted', 'running')"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _task(row: aiosqlite.Row) -> Task:
+    return Task(
+        id=row["id"],
+        status=TaskStatus(row["status"]),
+        model=row["model"],
+        input=json.loads(row["input_json"]),
+        metadata=json.loads(row["metadata_json"]),
+        webhook_url=row["webhook_url"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deadline_at=row["deadline_at"],
+        wiro_task_id=row["wiro_task_id"],
+        wiro_socket_token=row["wiro_socket_token"],
+        wiro_status=row["wiro_status"],
+        outputs=json.loads(row["outputs_json"]),
+        cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
+        elapsed_seconds=row["elapsed_seconds"],
+        error=json.loads(row["error_json"]) if row["error_json"] else None,
+        submitted_at=row["submitted_at"],
+        completed_at=row["completed_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+class SqliteStore:
+    """The ``Store`` on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    async def open(self, *, apply_migrations: bool = True) -> list[str]:
+        """Open the file (creating it and its folder), switch to WAL, apply pending migrations."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._writer.execute("PRAGMA journal_mode = WAL")
+        applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
+        self._reader = await self._connect()
+        await self._reader.execute("PRAGMA query_only = ON")
+        return applied
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                await db.close()
+        self._reader = self._writer = None
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            db = self._w
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._write_lock:
+            return [m.name for m in await migrate.pending(self._w, migrate.load_migrations())]
+
+    async def check_writable(self) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO relay_meta (key, value) VALUES ('last_write_check', datetime('now')) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+
+    async def meta_get_or_set(self, key: str, value: str) -> str:
+        async with self._tx() as db:
+            await db.execute("INSERT OR IGNORE INTO relay_meta (key, value) VALUES (?, ?)", (key, value))
+            async with db.execute("SELECT value FROM relay_meta WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+        if row is None:  # pragma: no cover - the INSERT above guarantees the row
+            raise RuntimeError(f"relay_meta {key} vanished")
+        return str(row[0])
+
+    async def integrity_check(self) -> str:
+        async with self._r.execute("PRAGMA integrity_check") as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else "no answer"
+
+    # -- helpers inside a transaction ----------------------------------------------------------
+
+    @staticmethod
+    async def _load(db: aiosqlite.Connection, task_id: str) -> Task | None:
+        async with db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)) as cur:
+            row = await cur.fetchone()
+        return _task(row) if row else None
+
+    @staticmethod
+    async def _timeline(
+        db: aiosqlite.Connection,
+        task_id: str,
+        at: float,
+        source: Source,
+        *,
+        wiro_status: str | None = None,
+        relay_status: TaskStatus | None = None,
+        note: str | None = None,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO task_timeline (task_id, at, source, wiro_status, relay_status, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (task_id, at, source.value, wiro_status, relay_status.value if relay_status else None, note),
+        )
+
+    async def _event(self, db: aiosqlite.Connection, task_id: str, at: float) -> Task:
+        """Write the event for the task's current state; returns the task as the event shows it."""
+        task = await self._load(db, task_id)
+        if task is None:  # pragma: no cover - callers hold the row
+            raise RuntimeError(f"task {task_id} vanished inside its transaction")
+        await db.execute(
+            "INSERT INTO events (id, type, task_id, created_at, data_json) VALUES (?, ?, ?, ?, ?)",
+            (new_id("evt"), task.status.event_type, task_id, at, _dumps(task_view(task, timeline=False))),
+        )
+        return task
+
+    # -- tasks and history ---------------------------------------------------------------------
+
+    async def create_task(self, new: NewTask) -> tuple[Task, bool]:
+        async with self._tx() as db:
+            if new.idempotency_key is not None:
+                async with db.execute(
+                    "SELECT id, request_hash FROM tasks WHERE idempotency_key = ?", (new.idempotency_key,)
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    if row["request_hash"] != new.request_hash:
+                        raise IdempotencyConflict(row["id"])
+                    existing = await self._load(db, row["id"])
+                    if existing is not None:
+                        return existing, False
+            await db.execute(
+                "INSERT INTO tasks (id, status, model, input_json, metadata_json, webhook_url, "
+                "idempotency_key, request_hash, created_at, updated_at, deadline_at, next_attempt_at) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.id, new.model, _dumps(new.input), _dumps(new.metadata), new.webhook_url,
+                    new.idempotency_key, new.request_hash, new.created_at, new.created_at,
+                    new.deadline_at, new.created_at,
+                ),
+            )  # fmt: skip
+            await db.executemany(
+                "INSERT INTO task_metadata (task_id, key, value) VALUES (?, ?, ?)",
+                [(new.id, k, v) for k, v in new.metadata.items()],
+            )
+            await self._timeline(db, new.id, new.created_at, Source.API, relay_status=TaskStatus.QUEUED)
+            task = await self._event(db, new.id, new.created_at)
+        return task, True
+
+    async def find_idempotent(self, key: str) -> tuple[Task, str] | None:
+        async with self._r.execute(
+            f"SELECT {_TASK_COLUMNS}, request_hash FROM tasks WHERE idempotency_key = ?", (key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return (_task(row), row["request_hash"] or "") if row else None
+
+    async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None:
+        task = await self._load(self._r, task_id)
+        if task is not None and timeline:
+            async with self._r.execute(
+                "SELECT at, source, wiro_status, relay_status, note FROM task_timeline "
+                "WHERE task_id = ? ORDER BY id",
+                (task_id,),
+            ) as cur:
+                task.timeline = [dict(row) async for row in cur]
+        return task
+
+    async def list_tasks(self, query: TaskQuery) -> Page:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.statuses:
+            where.append(f"t.status IN ({', '.join('?' for _ in query.statuses)})")
+            args.extend(s.value for s in query.statuses)
+        if query.model is not None:
+            where.append("t.model = ?")
+            args.append(query.model)
+        if query.created_after is not None:
+            where.append("t.created_at >= ?")
+            args.append(query.created_after)
+        if query.created_before is not None:
+            where.append("t.created_at < ?")
+            args.append(query.created_before)
+        for key, value in query.metadata:
+            where.append(
+                "EXISTS (SELECT 1 FROM task_metadata m WHERE m.key = ? AND m.value = ? AND m.task_id = t.id)"
+            )
+            args.extend((key, value))
+        if query.after is not None:
+            # Keyset pagination: the same index range scan at any depth, stable under inserts.
+            where.append("(t.created_at < ? OR (t.created_at = ? AND t.id < ?))")
+            args.extend((query.after[0], query.after[0], query.after[1]))
+        sql = f"SELECT {', '.join('t.' + c.strip() for c in _TASK_COLUMNS.split(','))} FROM tasks t"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
+        args.append(query.limit + 1)
+        async with self._r.execute(sql, args) as cur:
+            rows = list(await cur.fetchall())
+        items = [_task(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+
+    async def summary(self, since: float | None, until: float | None) -> dict[str, Any]:
+        window: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            window.append("created_at >= ?")
+            args.append(since)
+        if until is not None:
+            window.append("created_at < ?")
+            args.append(until)
+        clause = (" WHERE " + " AND ".join(window)) if window else ""
+        async with self._r.execute(
+            f"SELECT status, COUNT(*) AS n, cost_usd FROM tasks{clause} GROUP BY status, cost_usd", args
+        ) as cur:
+            rows = await cur.fetchall()
+        counts = dict.fromkeys((s.value for s in TaskStatus), 0)
+        cost = Decimal(0)
+        for row in rows:
+            counts[row["status"]] += row["n"]
+            if row["cost_usd"] is not None:
+                cost += Decimal(row["cost_usd"]) * row["n"]
+        return {"counts": counts, "total": sum(counts.values()), "cost_usd": str(cost)}
+
+    # -- the submitter -------------------------------------------------------------------------
+
+    async def in_flight_count(self) -> int:
+        async with self._r.execute(
+            f"SELECT COUNT(*) FROM tasks WHERE status IN {_AT_WIRO} "
+            "OR (status = 'queued' AND run_started_at IS NOT NULL)"
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def due_submissions(self, now: float, limit: int) -> list[SubmitJob]:
+        async with self._r.execute(
+            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses FROM tasks "
+            "WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            SubmitJob(_task(r), r["submit_attempts"], r["run_started_at"], r["reconcile_misses"])
+            for r in rows
+        ]
+
+    async def note_run_started(self, task_id: str, at: float) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET run_started_at = ?, submit_attempts = submit_attempts + 1 "
+                "WHERE id = ? AND status = 'queued' AND cancel_requested = 0",
+                (at, task_id),
+            )
+            return cur.rowcount > 0
+
+    async def cancel_unsent(self, task_id: str, at: float) -> Task | None:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET status = 'cancelled', updated_at = ?, completed_at = ?, "
+                "next_attempt_at = NULL WHERE id = ? AND status = 'queued' AND run_started_at IS NULL",
+                (at, at, task_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            await self._timeline(
+                db,
+                task_id,
+                at,
+                Source.CANCEL,
+                relay_status=TaskStatus.CANCELLED,
+                note="cancelled before submission",
+            )
+            return await self._event(db, task_id, at)
+
+    async def record_submitted(
+        self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
+    ) -> Task | None:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET status = 'submitted', wiro_task_id = ?, wiro_socket_token = ?, "
+                "submitted_at = ?, updated_at = ?, poll_at = ?, next_attempt_at = NULL "
+                "WHERE id = ? AND status = 'queued'",
+                (run.task_id, run.socket_token, at, at, poll_at, task_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            await self._timeline(
+                db, task_id, at, source, relay_status=TaskStatus.SUBMITTED, note=f"wiro task {run.task_id}"
+            )
+            return await self._event(db, task_id, at)
+
+    async def defer_submission(
+        self,
+        task_id: str,
+        *,
+        at: float,
+        next_attempt_at: float,
+        note: str,
+        clear_run_started: bool,
+        reconcile_miss: bool = False,
+    ) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE tasks SET next_attempt_at = ?, updated_at = ?, "
+                "run_started_at = CASE WHEN ? THEN NULL ELSE run_started_at END, "
+                "reconcile_misses = CASE WHEN ? THEN reconcile_misses + 1 "
+                "WHEN ? THEN 0 ELSE reconcile_misses END "
+                "WHERE id = ? AND status = 'queued'",
+                (next_attempt_at, at, clear_run_started, reconcile_miss, clear_run_started, task_id),
+            )
+            await self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
+
+    # -- terminal changes the relay decides ----------------------------------------------------
+
+    async def finish(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        at: float,
+        source: Source,
+        error: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> Task | None:
+        if not status.terminal:
+            raise ValueError(f"finish() takes a terminal state, not {status}")
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE tasks SET status = ?, error_json = COALESCE(?, error_json), updated_at = ?, "
+                "completed_at = ?, poll_at = NULL, next_attempt_at = NULL "
+                f"WHERE id = ? AND status IN {_LIVE}",
+                (status.value, _dumps(error) if error else None, at, at, task_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            await self._timeline(db, task_id, at, source, relay_status=status, note=note)
+            return await self._event(db, task_id, at)
+
+    async def request_cancel(self, task_id: str, at: float) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE tasks SET cancel_requested = 1, updated_at = ?, "
+                f"poll_at = CASE WHEN status IN {_AT_WIRO} THEN MIN(COALESCE(poll_at, ?), ?) "
+                "ELSE poll_at END "
+                f"WHERE id = ? AND status IN {_LIVE}",
+                (at, at, at, task_id),
+            )
+
+    # -- callbacks and polls -------------------------------------------------------------------
+
+    async def record_callback(
+        self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
+    ) -> bool:
+        async with self._tx() as db:
+            async with db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) as cur:
+                if await cur.fetchone() is None:
+                    raise TaskNotFound(task_id)
+            await db.execute(
+                "INSERT INTO callbacks (task_id, received_at, content_type, body, claimed_status) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (task_id, at, content_type, body, claimed_status),
+            )
+            cur = await db.execute(
+                f"UPDATE tasks SET last_callback_at = ?, poll_at = ? WHERE id = ? AND status IN {_AT_WIRO}",
+                (at, at, task_id),
+            )
+            return cur.rowcount > 0
+
+    async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]:
+        async with self._r.execute(
+            "SELECT id, wiro_task_id, status, poll_attempts, submitted_at, deadline_at, last_callback_at, "
+            f"last_detail_at, cancel_requested FROM tasks WHERE status IN {_AT_WIRO} AND poll_at <= ? "
+            "ORDER BY poll_at LIMIT ?",
+            (now, limit + len(exclude)),
+        ) as cur:
+            rows = await cur.fetchall()
+        jobs = [
+            PollJob(
+                task_id=r["id"],
+                wiro_task_id=r["wiro_task_id"],
+                status=TaskStatus(r["status"]),
+                poll_attempts=r["poll_attempts"],
+                submitted_at=r["submitted_at"],
+                deadline_at=r["deadline_at"],
+                last_callback_at=r["last_callback_at"],
+                last_detail_at=r["last_detail_at"],
+                cancel_requested=bool(r["cancel_requested"]),
+            )
+            for r in rows
+            if r["id"] not in exclude
+        ]
+        return jobs[:limit]
+
+    async def note_detail_started(self, task_id: str, at: float) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE tasks SET last_detail_at = ? WHERE id = ?", (at, task_id))
+
+    async def apply_observation(
+        self,
+        task_id: str,
+        observation: Observation,
+        *,
+        source: Source,
+        at: float,
+        next_poll_at: float | None,
+        poll_attempts: int | None = None,
+    ) -> Task | None:
+        """Record what Wiro said; move the task if that is a forward step; schedule the next look.
+
+        A callback that arrived while this look was in flight makes the next look due at once,
+        because Wiro may have moved on since the detail was read.
+        """
+        async with self._tx() as db:
+            async with db.execute("SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            status = TaskStatus(row["status"])
+            if observation.wiro_status and observation.wiro_status != row["wiro_status"]:
+                await self._timeline(db, task_id, at, source, wiro_status=observation.wiro_status)
+            # The state read inside this transaction is the authority: the observation was
+            # interpreted against a state that may have moved on since.
+            new = observation.new_status
+            if new is not None and not can_move(status, new):
+                new = None
+            terminal = new is not None and new.terminal
+            await db.execute(
+                "UPDATE tasks SET wiro_status = CASE WHEN ? = '' THEN wiro_status ELSE ? END, "
+                "updated_at = ?, poll_attempts = COALESCE(?, poll_attempts), "
+                "poll_at = CASE WHEN ? THEN NULL "
+                "  WHEN last_callback_at > COALESCE(last_detail_at, 0) THEN ? ELSE ? END "
+                "WHERE id = ?",
+                (
+                    observation.wiro_status, observation.wiro_status, at, poll_attempts,
+                    terminal or status.terminal, at, next_poll_at, task_id,
+                ),
+            )  # fmt: skip
+            if new is None:
+                return None
+            await db.execute(
+                "UPDATE tasks SET status = ?, outputs_json = ?, cost_usd = COALESCE(?, cost_usd), "
+                "elapsed_seconds = COALESCE(?, elapsed_seconds), error_json = COALESCE(?, error_json), "
+                "completed_at = CASE WHEN ? THEN ? ELSE completed_at END WHERE id = ?",
+                (
+                    new.value, _dumps([output_dict(o) for o in observation.outputs]),
+                    None if observation.cost_usd is None else str(observation.cost_usd),
+                    observation.elapsed_seconds,
+                    _dumps(observation.error) if observation.error else None,
+                    terminal, at, task_id,
+                ),
+            )  # fmt: skip
+            await self._timeline(db, task_id, at, source, relay_status=new)
+            return await self._event(db, task_id, at)
+
+    async def due_deadlines(self, now: float, limit: int) -> list[Task]:
+        async with self._r.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status IN {_LIVE} AND deadline_at <= ? "
+            "ORDER BY deadline_at LIMIT ?",
+            (now, limit),
+        ) as cur:
+            return [_task(r) for r in await cur.fetchall()]
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def list_events(
+        self, *, after: int, types: tuple[str, ...], task_id: str | None, limit: int
+    ) -> list[Event]:
+        where = ["seq > ?"]
+        args: list[Any] = [after]
+        if types:
+            where.append(f"type IN ({', '.join('?' for _ in types)})")
+            args.extend(types)
+        if task_id is not None:
+            where.append("task_id = ?")
+            args.append(task_id)
+        args.append(limit)
+        async with self._r.execute(
+            "SELECT seq, id, type, task_id, created_at, data_json FROM events "
+            f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+            args,
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            Event(r["seq"], r["id"], r["type"], r["task_id"], r["created_at"], json.loads(r["data_json"]))
+            for r in rows
+        ]

@@ -1,0 +1,50 @@
+"""The JSON shape of a task, shared by the REST API, event payloads and webhooks (one shape, one place)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from service.models import Task
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """Unix seconds as RFC 3339 UTC with milliseconds, e.g. 2026-11-24T13:50:39.123Z."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def task_view(task: Task, *, timeline: bool = True) -> dict[str, Any]:
+    """The task as the contract names it; the timeline only where it was loaded and asked for."""
+    view: dict[str, Any] = {
+        "id": task.id,
+        "status": task.status.value,
+        "model": task.model,
+        "input": task.input,
+        "metadata": task.metadata,
+        "webhook_url": task.webhook_url,
+        "wiro": {"task_id": task.wiro_task_id, "status": task.wiro_status},
+        "outputs": task.outputs,
+        "cost_usd": None if task.cost_usd is None else str(task.cost_usd),
+        "elapsed_seconds": task.elapsed_seconds,
+        "error": task.error,
+        "cancel_requested": task.cancel_requested,
+        "created_at": rfc3339(task.created_at),
+        "updated_at": rfc3339(task.updated_at),
+        "submitted_at": rfc3339(task.submitted_at),
+        "completed_at": rfc3339(task.completed_at),
+        "deadline_at": rfc3339(task.deadline_at),
+    }
+    if timeline and task.timeline is not None:
+        view["timeline"] = [
+            {
+                "at": rfc3339(entry["at"]),
+                "source": entry["source"],
+                "wiro_status": entry["wiro_status"],
+                "status": entry["relay_status"],
+                "note": entry["note"],
+            }
+            for entry in task.timeline
+        ]
+    return view

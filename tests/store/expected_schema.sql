@@ -1,0 +1,117 @@
+-- table callbacks
+CREATE TABLE callbacks (
+    id             INTEGER PRIMARY KEY,
+    task_id        TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    received_at    REAL NOT NULL,
+    content_type   TEXT,
+    body           BLOB NOT NULL,
+    claimed_status TEXT
+) STRICT;
+
+-- table events
+CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- global and increasing, never reused
+    id         TEXT NOT NULL UNIQUE,               -- evt_<ULID>
+    type       TEXT NOT NULL,
+    task_id    TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    created_at REAL NOT NULL,
+    data_json  TEXT NOT NULL                       -- the task as it was after the change
+) STRICT;
+
+-- table relay_meta
+CREATE TABLE relay_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- table schema_migrations
+CREATE TABLE schema_migrations ( name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at REAL NOT NULL) STRICT;
+
+-- table task_metadata
+CREATE TABLE task_metadata (
+    task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (key, value, task_id)
+) STRICT, WITHOUT ROWID;
+
+-- table task_timeline
+CREATE TABLE task_timeline (
+    id           INTEGER PRIMARY KEY,
+    task_id      TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    at           REAL NOT NULL,
+    source       TEXT NOT NULL,
+    wiro_status  TEXT,
+    relay_status TEXT,
+    note         TEXT
+) STRICT;
+
+-- table tasks
+CREATE TABLE tasks (
+    id                TEXT PRIMARY KEY,            -- task_<ULID>: sorts by creation time
+    status            TEXT NOT NULL CHECK (status IN
+                        ('queued', 'submitted', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out')),
+    model             TEXT NOT NULL,
+    input_json        TEXT NOT NULL,
+    metadata_json     TEXT NOT NULL DEFAULT '{}',
+    webhook_url       TEXT,
+    idempotency_key   TEXT UNIQUE,
+    request_hash      TEXT,
+    created_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL,
+    deadline_at       REAL NOT NULL,
+    -- Wiro's side
+    wiro_task_id      TEXT,
+    wiro_socket_token TEXT,
+    wiro_status       TEXT,
+    outputs_json      TEXT NOT NULL DEFAULT '[]',
+    cost_usd          TEXT,
+    elapsed_seconds   REAL,
+    error_json        TEXT,
+    submitted_at      REAL,
+    completed_at      REAL,
+    -- the submitter's schedule (queued tasks)
+    next_attempt_at   REAL,
+    submit_attempts   INTEGER NOT NULL DEFAULT 0,
+    run_started_at    REAL,                        -- a Run may have left: reconcile before another
+    reconcile_misses  INTEGER NOT NULL DEFAULT 0,
+    -- the poller's schedule (tasks at Wiro)
+    poll_at           REAL,
+    poll_attempts     INTEGER NOT NULL DEFAULT 0,
+    last_callback_at  REAL,
+    last_detail_at    REAL,                        -- when the last Task/Detail for it started
+    cancel_requested  INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- index callbacks_by_task
+CREATE INDEX callbacks_by_task ON callbacks (task_id, id);
+
+-- index events_by_task
+CREATE INDEX events_by_task ON events (task_id, seq);
+
+-- index events_by_type
+CREATE INDEX events_by_type ON events (type, seq);
+
+-- index task_timeline_by_task
+CREATE INDEX task_timeline_by_task ON task_timeline (task_id, id);
+
+-- index tasks_by_completed
+CREATE INDEX tasks_by_completed ON tasks (completed_at) WHERE completed_at IS NOT NULL;
+
+-- index tasks_by_created
+CREATE INDEX tasks_by_created ON tasks (created_at DESC, id DESC);
+
+-- index tasks_by_model_created
+CREATE INDEX tasks_by_model_created ON tasks (model, created_at DESC, id DESC);
+
+-- index tasks_by_status_created
+CREATE INDEX tasks_by_status_created ON tasks (status, created_at DESC, id DESC);
+
+-- index tasks_deadline
+CREATE INDEX tasks_deadline ON tasks (deadline_at) WHERE status IN ('queued', 'submitted', 'running');
+
+-- index tasks_poll_due
+CREATE INDEX tasks_poll_due ON tasks (poll_at) WHERE status IN ('submitted', 'running');
+
+-- index tasks_submit_due
+CREATE INDEX tasks_submit_due ON tasks (next_attempt_at) WHERE status = 'queued';
