@@ -92,7 +92,9 @@ def _body_limit(settings: Settings) -> Callable[[Scope], int]:
         if path.startswith("/callbacks/"):
             return settings.callback_max_bytes
         if path == "/v1/tasks" and scope.get("method") == "POST":
-            return settings.max_upload_bytes + 256 * 1024
+            content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+            if content_type.lower().startswith(b"multipart/"):
+                return settings.max_upload_bytes + 256 * 1024
         return JSON_BODY_LIMIT
 
     return limit_for

@@ -9,6 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import ApiError, error_response
 
+_DRAIN_LIMIT = 8 * 1024 * 1024
+
 
 class BodyTooLarge(Exception):
     pass
@@ -64,16 +66,31 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        # Read (and drop) what the client is still sending, up to a bound: closing a socket with
+        # unread data makes the kernel send a reset, which can destroy the 413 before it is read.
+        drained = 0
+        while drained < _DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
         response = error_response(413, "body_too_large", f"the body exceeds this endpoint's {limit} bytes")
-        response.headers["connection"] = "close"
+        if drained >= _DRAIN_LIMIT:
+            response.headers["connection"] = "close"
         await response(scope, receive, send)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the body is empty; a JSON object is expected")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

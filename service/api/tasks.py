@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import hashlib
-import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +13,7 @@ from starlette.routing import Route
 
 from service.api.bodies import parse_json_object
 from service.api.errors import ApiError, validation_error
+from service.api.params import decode_cursor, encode_cursor, limit, timestamp
 from service.models import Task, TaskStatus
 from service.relay import CancelRefused, Relay, request_hash
 from service.schemas import TaskCreate
@@ -197,47 +194,6 @@ async def cancel_task(request: Request) -> JSONResponse:
     return JSONResponse(task_view(task, timeline=False), status_code=status)
 
 
-def _timestamp(name: str, raw: str) -> float:
-    """RFC 3339 (``2026-11-24T13:50:00Z``) or Unix seconds."""
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise ApiError(400, "invalid_parameter", f"{name} must be RFC 3339 or Unix seconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value):
-        raise ApiError(400, "invalid_parameter", f"{name} must be a finite number")
-    return value
-
-
-def encode_cursor(after: tuple[float, str]) -> str:
-    return base64.urlsafe_b64encode(f"{after[0]!r}|{after[1]}".encode()).rstrip(b"=").decode()
-
-
-def decode_cursor(raw: str) -> tuple[float, str]:
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        created, task_id = text.split("|", 1)
-        value = float(created)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out") from None
-    if not math.isfinite(value) or not task_id.startswith("task_"):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out")
-    return value, task_id
-
-
-def _limit(raw: str | None, default: int = 50) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
 def task_query(request: Request) -> TaskQuery:
     params = request.query_params
     metadata: list[tuple[str, str]] = []
@@ -264,14 +220,14 @@ def task_query(request: Request) -> TaskQuery:
     return TaskQuery(
         statuses=tuple(dict.fromkeys(statuses)),
         model=params.get("model"),
-        created_after=_timestamp("created_after", params["created_after"])
+        created_after=timestamp("created_after", params["created_after"])
         if "created_after" in params
         else None,
-        created_before=_timestamp("created_before", params["created_before"])
+        created_before=timestamp("created_before", params["created_before"])
         if "created_before" in params
         else None,
         metadata=tuple(metadata),
-        limit=_limit(params.get("limit")),
+        limit=limit(params.get("limit"), maximum=MAX_LIMIT),
         after=decode_cursor(cursor) if cursor else None,
     )
 
@@ -291,8 +247,8 @@ async def summary(request: Request) -> JSONResponse:
     unknown = set(params) - {"since", "until"}
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
-    since = _timestamp("since", params["since"]) if "since" in params else None
-    until = _timestamp("until", params["until"]) if "until" in params else None
+    since = timestamp("since", params["since"]) if "since" in params else None
+    until = timestamp("until", params["until"]) if "until" in params else None
     result = await _relay(request).store.summary(since, until)
     return JSONResponse({"since": params.get("since"), "until": params.get("until"), **result})
 

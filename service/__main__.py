@@ -1,0 +1,5 @@
+"""``python -m service`` is ``wiro-relay``."""
+
+from service.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""Query parameters shared by the list endpoints: timestamps, limits and opaque keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+
+from service.api.errors import ApiError
+
+
+def timestamp(name: str, raw: str) -> float:
+    """RFC 3339 (``2026-11-24T13:50:00Z``) or Unix seconds."""
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", f"{name} must be RFC 3339 or Unix seconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    if not math.isfinite(value):
+        raise ApiError(400, "invalid_parameter", f"{name} must be a finite number")
+    return value
+
+
+def encode_cursor(after: tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(f"{after[0]!r}|{after[1]}".encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(raw: str, prefix: str = "task_") -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        created, task_id = text.split("|", 1)
+        value = float(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out") from None
+    if not math.isfinite(value) or not task_id.startswith(prefix):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out")
+    return value, task_id
+
+
+def limit(raw: str | None, default: int = 50, maximum: int = 200) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {maximum}")
+    return int(raw)
