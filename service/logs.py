@@ -35,9 +35,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _mask_secrets,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             *shared,

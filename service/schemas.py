@@ -87,3 +87,53 @@ class TaskCreate(BaseModel):
     input: WanInput
     webhook_url: HttpUrl | None = Field(default=None, description="Gets this task's events, signed.")
     metadata: Metadata = Field(default_factory=dict, description="Your own labels; filterable.")
+
+
+EventType = Literal[
+    "task.queued",
+    "task.submitted",
+    "task.running",
+    "task.succeeded",
+    "task.failed",
+    "task.cancelled",
+    "task.timed_out",
+]
+
+
+class SubscriptionCreate(BaseModel):
+    """A subscriber: where to POST, which events, and (optionally) only for tasks with this metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    event_types: list[EventType] | None = Field(default=None, description="All types when omitted.")
+    metadata: Metadata = Field(default_factory=dict, description="Only tasks whose metadata has these pairs.")
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    enabled: bool = True
+
+
+class SubscriptionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl | None = None
+    event_types: list[EventType] | None = None
+    metadata: Metadata | None = None
+    description: Annotated[str, StringConstraints(max_length=500)] | None = None
+    enabled: bool | None = None
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: Annotated[float, Field(ge=0, le=30 * 86400, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="How long the old secret keeps signing; RELAY_WEBHOOK_SECRET_GRACE_SECONDS by default.",
+    )
+
+
+class Recover(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
+        description="Replay failed deliveries created since then (RFC 3339 or Unix seconds)."
+    )

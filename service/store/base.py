@@ -7,11 +7,14 @@ that changes a task's state writes the state, its timeline entry and its event i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from service.models import Observation, Source, Task, TaskStatus
 from service.wiro.types import RunResult
+
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -59,8 +62,8 @@ class TaskQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Task]
+class Page(Generic[T]):
+    items: list[T]
     next_after: tuple[float, str] | None
 
 
@@ -107,6 +110,83 @@ class Event:
     data: dict[str, Any] = field(repr=False)
 
 
+@dataclass(slots=True)
+class Subscription:
+    """A subscriber: where events go, which ones, and the secrets they are signed with."""
+
+    id: str
+    url: str
+    event_types: tuple[str, ...]
+    metadata_filter: dict[str, str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
+    previous_expires_at: float | None
+    failing_since: float | None
+    created_at: float
+    updated_at: float
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The current secret, and the previous one while its rotation window lasts."""
+        secrets = [self.secret]
+        if self.previous_secret and (self.previous_expires_at or 0) > now:
+            secrets.append(self.previous_secret)
+        return secrets
+
+    def matches(self, event_type: str, metadata: dict[str, str]) -> bool:
+        if self.event_types and event_type not in self.event_types:
+            return False
+        return all(metadata.get(k) == v for k, v in self.metadata_filter.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event_seq: int
+    event_id: str
+    event_type: str
+    task_id: str
+    subscription_id: str | None
+    url: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: float | None
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    completed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    subscription_id: str | None = None
+    statuses: tuple[str, ...] = ()
+    event_type: str | None = None
+    task_id: str | None = None
+    limit: int = 50
+    after: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one POST to a subscriber came to."""
+
+    at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    excerpt: str | None
+    succeeded: bool
+    next_attempt_at: float | None
+    """When to try again; None when the delivery is finished (succeeded, or failed for good)."""
+    disable_subscription: str | None = None
+    """A reason to disable the subscription (410 Gone, or failing for too long)."""
+
+
 class Store(Protocol):
     """What the relay needs from its database."""
 
@@ -120,7 +200,7 @@ class Store(Protocol):
     async def create_task(self, new: NewTask) -> tuple[Task, bool]: ...
     async def find_idempotent(self, key: str) -> tuple[Task, str] | None: ...
     async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None: ...
-    async def list_tasks(self, query: TaskQuery) -> Page: ...
+    async def list_tasks(self, query: TaskQuery) -> Page[Task]: ...
     async def summary(self, since: float | None, until: float | None) -> dict[str, Any]: ...
 
     # the submitter
@@ -177,3 +257,24 @@ class Store(Protocol):
     async def list_events(
         self, *, after: int, types: tuple[str, ...], task_id: str | None, limit: int
     ) -> list[Event]: ...
+
+    # subscriptions and deliveries
+    def on_commit(self, listener: Callable[[], None]) -> None: ...
+    async def create_subscription(self, sub: Subscription) -> Subscription: ...
+    async def get_subscription(self, sub_id: str) -> Subscription | None: ...
+    async def list_subscriptions(self) -> list[Subscription]: ...
+    async def update_subscription(
+        self, sub_id: str, changes: dict[str, Any], at: float
+    ) -> Subscription | None: ...
+    async def rotate_secret(
+        self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float
+    ) -> bool: ...
+    async def delete_subscription(self, sub_id: str) -> bool: ...
+    async def due_deliveries(self, now: float, limit: int, exclude: frozenset[str]) -> list[Delivery]: ...
+    async def next_delivery_at(self) -> float | None: ...
+    async def event_payload(self, seq: int) -> tuple[str, str, float, dict[str, Any]] | None: ...
+    async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None: ...
+    async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None: ...
+    async def list_deliveries(self, query: DeliveryQuery) -> Page[Delivery]: ...
+    async def retry_delivery(self, delivery_id: str, at: float) -> bool: ...
+    async def recover_deliveries(self, sub_id: str, since: float, at: float) -> int: ...

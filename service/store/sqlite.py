@@ -1,24 +1,15 @@
-"""The SQLite store: one file, WAL, a busy timeout, one writer.
-
-Writes go through a single connection behind an ``asyncio.Lock``, each method one short
-``BEGIN IMMEDIATE`` transaction, so a state change, its timeline entry and its event commit together
-or not at all. Reads use a second connection: under WAL they never wait for the writer.
-"""
+"""The SQLite store's task queries: each method one transaction, so a state change, its timeline
+entry, its event and the event's deliveries commit together or not at all."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from service.models import Observation, Source, Task, TaskStatus, can_move, new_id, output_dict
-from service.store import migrate
 from service.store.base import (
     Event,
     IdempotencyConflict,
@@ -29,6 +20,8 @@ from service.store.base import (
     TaskNotFound,
     TaskQuery,
 )
+from service.store.sqlite_base import SqliteBase, dumps
+from service.store.sqlite_webhooks import WebhookQueries
 from service.views import task_view
 from service.wiro.types import RunResult
 
@@ -39,10 +32,6 @@ _TASK_COLUMNS = (
 )
 _LIVE = "('queued', 'submitted', 'running')"
 _AT_WIRO = "('submitted', 'running')"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _task(row: aiosqlite.Row) -> Task:
@@ -69,90 +58,8 @@ def _task(row: aiosqlite.Row) -> Task:
     )
 
 
-class SqliteStore:
+class SqliteStore(WebhookQueries, SqliteBase):
     """The ``Store`` on one SQLite file."""
-
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
-        self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
-
-    # -- life cycle ----------------------------------------------------------------------------
-
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA synchronous = NORMAL")
-        return db
-
-    async def open(self, *, apply_migrations: bool = True) -> list[str]:
-        """Open the file (creating it and its folder), switch to WAL, apply pending migrations."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only = ON")
-        return applied
-
-    async def close(self) -> None:
-        for db in (self._reader, self._writer):
-            if db is not None:
-                await db.close()
-        self._reader = self._writer = None
-
-    @property
-    def _w(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise RuntimeError("store is not open")
-        return self._writer
-
-    @property
-    def _r(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise RuntimeError("store is not open")
-        return self._reader
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
-            db = self._w
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
-    async def pending_migrations(self) -> list[str]:
-        async with self._write_lock:
-            return [m.name for m in await migrate.pending(self._w, migrate.load_migrations())]
-
-    async def check_writable(self) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO relay_meta (key, value) VALUES ('last_write_check', datetime('now')) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            )
-
-    async def meta_get_or_set(self, key: str, value: str) -> str:
-        async with self._tx() as db:
-            await db.execute("INSERT OR IGNORE INTO relay_meta (key, value) VALUES (?, ?)", (key, value))
-            async with db.execute("SELECT value FROM relay_meta WHERE key = ?", (key,)) as cur:
-                row = await cur.fetchone()
-        if row is None:  # pragma: no cover - the INSERT above guarantees the row
-            raise RuntimeError(f"relay_meta {key} vanished")
-        return str(row[0])
-
-    async def integrity_check(self) -> str:
-        async with self._r.execute("PRAGMA integrity_check") as cur:
-            row = await cur.fetchone()
-        return str(row[0]) if row else "no answer"
 
     # -- helpers inside a transaction ----------------------------------------------------------
 
@@ -180,14 +87,19 @@ class SqliteStore:
         )
 
     async def _event(self, db: aiosqlite.Connection, task_id: str, at: float) -> Task:
-        """Write the event for the task's current state; returns the task as the event shows it."""
+        """Write the event for the task's current state and its deliveries; returns the task."""
         task = await self._load(db, task_id)
         if task is None:  # pragma: no cover - callers hold the row
             raise RuntimeError(f"task {task_id} vanished inside its transaction")
-        await db.execute(
+        event_type = task.status.event_type
+        cur = await db.execute(
             "INSERT INTO events (id, type, task_id, created_at, data_json) VALUES (?, ?, ?, ?, ?)",
-            (new_id("evt"), task.status.event_type, task_id, at, _dumps(task_view(task, timeline=False))),
+            (new_id("evt"), event_type, task_id, at, dumps(task_view(task, timeline=False))),
         )
+        if cur.lastrowid is None:  # pragma: no cover - an INSERT always has one
+            raise RuntimeError("event insert gave no sequence")
+        await self._fan_out(db, cur.lastrowid, event_type, task, at)
+        self._wrote_events = True
         return task
 
     # -- tasks and history ---------------------------------------------------------------------
@@ -210,7 +122,7 @@ class SqliteStore:
                 "idempotency_key, request_hash, created_at, updated_at, deadline_at, next_attempt_at) "
                 "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    new.id, new.model, _dumps(new.input), _dumps(new.metadata), new.webhook_url,
+                    new.id, new.model, dumps(new.input), dumps(new.metadata), new.webhook_url,
                     new.idempotency_key, new.request_hash, new.created_at, new.created_at,
                     new.deadline_at, new.created_at,
                 ),
@@ -241,7 +153,7 @@ class SqliteStore:
                 task.timeline = [dict(row) async for row in cur]
         return task
 
-    async def list_tasks(self, query: TaskQuery) -> Page:
+    async def list_tasks(self, query: TaskQuery) -> Page[Task]:
         where: list[str] = []
         args: list[Any] = []
         if query.statuses:
@@ -405,7 +317,7 @@ class SqliteStore:
                 "UPDATE tasks SET status = ?, error_json = COALESCE(?, error_json), updated_at = ?, "
                 "completed_at = ?, poll_at = NULL, next_attempt_at = NULL "
                 f"WHERE id = ? AND status IN {_LIVE}",
-                (status.value, _dumps(error) if error else None, at, at, task_id),
+                (status.value, dumps(error) if error else None, at, at, task_id),
             )
             if cur.rowcount == 0:
                 return None
@@ -518,10 +430,10 @@ class SqliteStore:
                 "elapsed_seconds = COALESCE(?, elapsed_seconds), error_json = COALESCE(?, error_json), "
                 "completed_at = CASE WHEN ? THEN ? ELSE completed_at END WHERE id = ?",
                 (
-                    new.value, _dumps([output_dict(o) for o in observation.outputs]),
+                    new.value, dumps([output_dict(o) for o in observation.outputs]),
                     None if observation.cost_usd is None else str(observation.cost_usd),
                     observation.elapsed_seconds,
-                    _dumps(observation.error) if observation.error else None,
+                    dumps(observation.error) if observation.error else None,
                     terminal, at, task_id,
                 ),
             )  # fmt: skip

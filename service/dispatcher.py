@@ -1,0 +1,214 @@
+"""The dispatcher: POSTs each pending delivery, signed, and keeps every attempt.
+
+A delivery is due when its row says so: new ones are due at once (the store wakes the dispatcher on
+every commit that wrote events), failed ones on ``RELAY_WEBHOOK_RETRY_SCHEDULE`` with ±20 % jitter, or
+later when the subscriber asked for it with Retry-After. Only a 2xx answer is success; redirects are
+not followed; 410 Gone disables the subscription; a schedule spent leaves the delivery ``failed``
+(the dead letter, replayable). Concurrency is bounded overall and per subscription, so a slow or
+dead subscriber only ever holds its own slots.
+
+A relay killed mid-delivery finds the delivery still pending at the next start and sends it again:
+delivery is at least once, and ``webhook-id`` (the event's id) lets receivers deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import structlog
+
+from service import __version__
+from service.config import Settings
+from service.store.base import AttemptResult, Delivery, Store
+from service.views import rfc3339
+from service.webhooks import signing
+from service.webhooks.ssrf import SsrfRefused
+from service.wiro.client import parse_retry_after
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = f"wiro-relay/{__version__} (webhooks)"
+EXCERPT_BYTES = 1024
+
+
+class Dispatcher:
+    """One loop; ``run_once()`` sends what is due and waits for it, ``run(stop)`` loops."""
+
+    def __init__(
+        self,
+        store: Store,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        task_webhook_secret: str,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._http = http
+        self._settings = settings
+        self._task_secret = task_webhook_secret
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._inflight: set[str] = set()
+        self._per_sub: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()
+        self.last_pass_at: float | None = None
+        self.observe: Callable[[str, float], None] = lambda outcome, seconds: None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    await self._pass()
+                except Exception:
+                    log.exception("dispatcher_pass_failed")
+                timeout = self._settings.loop_interval_seconds
+                waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            await self.drain()
+
+    async def drain(self, within: float | None = None) -> None:
+        """Wait for the attempts in flight (at most ``within`` seconds); unfinished ones stay pending."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+
+    async def run_once(self) -> int:
+        started = await self._pass()
+        await self.drain()
+        return started
+
+    async def _pass(self) -> int:
+        now = self._clock()
+        self.last_pass_at = now
+        room = self._settings.webhook_concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        started = 0
+        for delivery in await self._store.due_deliveries(now, room * 2, frozenset(self._inflight)):
+            key = delivery.subscription_id or f"url:{delivery.url}"
+            if self._per_sub[key] >= self._settings.webhook_per_subscription or started >= room:
+                continue
+            self._per_sub[key] += 1
+            self._inflight.add(delivery.id)
+            task = asyncio.create_task(self._deliver(delivery, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _deliver(self, delivery: Delivery, key: str) -> None:
+        structlog.contextvars.bind_contextvars(task_id=delivery.task_id, delivery_id=delivery.id)
+        try:
+            result = await self._attempt(delivery)
+            await self._store.record_attempt(delivery.id, result)
+            outcome = (
+                "succeeded" if result.succeeded else "failed" if result.next_attempt_at is None else "retry"
+            )
+            self.observe(outcome, result.duration_ms / 1000)
+            log.info("webhook_attempt", status_code=result.status_code, error=result.error, outcome=outcome,
+                     attempt=delivery.attempts + 1)  # fmt: skip
+        except Exception:
+            log.exception("webhook_delivery_crashed")
+        finally:
+            self._inflight.discard(delivery.id)
+            self._per_sub[key] -= 1
+            if self._per_sub[key] <= 0:
+                del self._per_sub[key]
+            self.wake.set()  # a slot is free: anything waiting for it may go now
+
+    async def _secrets(self, delivery: Delivery) -> tuple[list[str] | None, float | None]:
+        """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""
+        if delivery.subscription_id is None:
+            return [self._task_secret], None
+        sub = await self._store.get_subscription(delivery.subscription_id)
+        if sub is None or not sub.enabled:
+            return None, None
+        return sub.signing_secrets(self._clock()), sub.failing_since
+
+    async def _attempt(self, delivery: Delivery) -> AttemptResult:
+        at = self._clock()
+        started = time.perf_counter()
+        event = await self._store.event_payload(delivery.event_seq)
+        secrets, failing_since = await self._secrets(delivery)
+        if event is None or secrets is None:
+            reason = "event gone" if event is None else "subscription deleted or disabled"
+            return AttemptResult(at, 0.0, None, reason, None, succeeded=False, next_attempt_at=None)
+        event_id, event_type, created_at, data = event
+        body = json.dumps(
+            {"type": event_type, "timestamp": rfc3339(created_at), "data": data}, separators=(",", ":")
+        ).encode()
+        headers = signing.headers(secrets, event_id, body, now=self._clock())
+        headers["user-agent"] = USER_AGENT
+        status: int | None = None
+        excerpt: str | None = None
+        retry_after: float | None = None
+        error: str | None = None
+        try:
+            response = await self._http.post(
+                delivery.url, content=body, headers=headers, follow_redirects=False,
+                timeout=self._settings.webhook_timeout_seconds,
+            )  # fmt: skip
+            status = response.status_code
+            excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except SsrfRefused as exc:
+            error = f"refused by the SSRF guard: {exc}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+        duration_ms = (time.perf_counter() - started) * 1000
+        return self._judge(
+            delivery, at=at, duration_ms=duration_ms, status=status, error=error, excerpt=excerpt,
+            retry_after=retry_after, failing_since=failing_since,
+        )  # fmt: skip
+
+    def _judge(
+        self,
+        delivery: Delivery,
+        *,
+        at: float,
+        duration_ms: float,
+        status: int | None,
+        error: str | None,
+        excerpt: str | None,
+        retry_after: float | None,
+        failing_since: float | None,
+    ) -> AttemptResult:
+        s = self._settings
+        common: dict[str, Any] = {
+            "at": at,
+            "duration_ms": duration_ms,
+            "status_code": status,
+            "excerpt": excerpt,
+        }
+        if status is not None and 200 <= status < 300:
+            return AttemptResult(**common, error=None, succeeded=True, next_attempt_at=None)
+        if status == 410:
+            return AttemptResult(**common, error=error, succeeded=False, next_attempt_at=None,
+                                 disable_subscription="the endpoint answered 410 Gone")  # fmt: skip
+        attempt = delivery.attempts + 1  # the one just made
+        disable = None
+        if failing_since is not None and at - failing_since >= s.webhook_disable_after_seconds:
+            disable = f"failing without a success since {rfc3339(failing_since)}"
+        if attempt >= delivery.max_attempts or disable:
+            return AttemptResult(**common, error=error, succeeded=False, next_attempt_at=None,
+                                 disable_subscription=disable)  # fmt: skip
+        schedule = s.webhook_retry_schedule
+        delay = schedule[min(attempt, len(schedule) - 1)] * self._rng.uniform(0.8, 1.2)
+        if status in (429, 503) and retry_after is not None:
+            delay = max(delay, min(retry_after, s.webhook_retry_after_max_seconds))
+        return AttemptResult(**common, error=error, succeeded=False, next_attempt_at=at + delay)

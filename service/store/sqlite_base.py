@@ -1,0 +1,124 @@
+"""The SQLite connection pair every query module shares: one file, WAL, a busy timeout, one writer.
+
+Writes go through a single connection behind an ``asyncio.Lock``, each unit of work one short
+``BEGIN IMMEDIATE`` transaction. Reads use a second connection: under WAL they never wait for the
+writer. Listeners registered with ``on_commit`` are told after every commit that wrote events, so the
+dispatcher and the event stream wake at once instead of on their next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from service.store import migrate
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteBase:
+    """Connections, transactions and commit listeners."""
+
+    """The ``Store`` on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, delivery_attempts: int = 8) -> None:
+        self.delivery_attempts = delivery_attempts
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._wrote_events = False
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    async def open(self, *, apply_migrations: bool = True) -> list[str]:
+        """Open the file (creating it and its folder), switch to WAL, apply pending migrations."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._writer.execute("PRAGMA journal_mode = WAL")
+        applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
+        self._reader = await self._connect()
+        await self._reader.execute("PRAGMA query_only = ON")
+        return applied
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                await db.close()
+        self._reader = self._writer = None
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            db = self._w
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                self._wrote_events = False
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+            if self._wrote_events:
+                self._wrote_events = False
+                for listener in self._listeners:
+                    listener()
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._write_lock:
+            return [m.name for m in await migrate.pending(self._w, migrate.load_migrations())]
+
+    async def check_writable(self) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO relay_meta (key, value) VALUES ('last_write_check', datetime('now')) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+
+    async def meta_get_or_set(self, key: str, value: str) -> str:
+        async with self._tx() as db:
+            await db.execute("INSERT OR IGNORE INTO relay_meta (key, value) VALUES (?, ?)", (key, value))
+            async with db.execute("SELECT value FROM relay_meta WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+        if row is None:  # pragma: no cover - the INSERT above guarantees the row
+            raise RuntimeError(f"relay_meta {key} vanished")
+        return str(row[0])
+
+    async def integrity_check(self) -> str:
+        async with self._r.execute("PRAGMA integrity_check") as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else "no answer"
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit that wrote at least one event."""
+        self._listeners.append(listener)

@@ -1,0 +1,314 @@
+"""The SQLite store's fan-out queries: subscriptions, deliveries and their attempts.
+
+Deliveries are created by ``_fan_out`` inside the transaction that writes their event, one per
+matching subscription and one for the task's own ``webhook_url``: an event is never committed without
+them, and a crash can only ever cause a delivery to be sent again, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+from service.models import Task, new_id
+from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
+from service.store.sqlite_base import SqliteBase, dumps
+
+_SUB_COLUMNS = (
+    "id, url, event_types_json, metadata_filter_json, description, enabled, disabled_reason, secret, "
+    "previous_secret, previous_expires_at, failing_since, created_at, updated_at"
+)
+_DELIVERY_COLUMNS = (
+    "d.id, d.event_seq, e.id AS event_id, d.event_type, d.task_id, d.subscription_id, d.url, d.status, "
+    "d.attempts, d.max_attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, "
+    "d.updated_at, d.completed_at"
+)
+
+
+def _subscription(row: aiosqlite.Row) -> Subscription:
+    return Subscription(
+        id=row["id"],
+        url=row["url"],
+        event_types=tuple(json.loads(row["event_types_json"])),
+        metadata_filter=json.loads(row["metadata_filter_json"]),
+        description=row["description"],
+        enabled=bool(row["enabled"]),
+        disabled_reason=row["disabled_reason"],
+        secret=row["secret"],
+        previous_secret=row["previous_secret"],
+        previous_expires_at=row["previous_expires_at"],
+        failing_since=row["failing_since"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _delivery(row: aiosqlite.Row) -> Delivery:
+    return Delivery(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - aiosqlite.Row is not a Mapping
+
+
+class WebhookQueries(SqliteBase):
+    """Subscriptions and deliveries (mixed into ``SqliteStore``)."""
+
+    # -- inside an event's transaction --------------------------------------------------------
+
+    async def _fan_out(
+        self, db: aiosqlite.Connection, seq: int, event_type: str, task: Task, at: float
+    ) -> None:
+        async with db.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1") as cur:
+            subscriptions = [_subscription(r) for r in await cur.fetchall()]
+        targets: list[tuple[str | None, str]] = [
+            (s.id, s.url) for s in subscriptions if s.matches(event_type, task.metadata)
+        ]
+        if task.webhook_url:
+            targets.append((None, task.webhook_url))
+        await db.executemany(
+            "INSERT INTO deliveries (id, event_seq, event_type, task_id, subscription_id, url, status, "
+            "max_attempts, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            [
+                (new_id("dlv"), seq, event_type, task.id, sub_id, url, self.delivery_attempts, at, at, at)
+                for sub_id, url in targets
+            ],
+        )
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    async def create_subscription(self, sub: Subscription) -> Subscription:
+        async with self._tx() as db:
+            await db.execute(
+                f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sub.id,
+                    sub.url,
+                    dumps(list(sub.event_types)),
+                    dumps(sub.metadata_filter),
+                    sub.description,
+                    int(sub.enabled),
+                    sub.disabled_reason,
+                    sub.secret,
+                    sub.previous_secret,
+                    sub.previous_expires_at,
+                    sub.failing_since,
+                    sub.created_at,
+                    sub.updated_at,
+                ),
+            )
+        return sub
+
+    async def get_subscription(self, sub_id: str) -> Subscription | None:
+        async with self._r.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (sub_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _subscription(row) if row else None
+
+    async def list_subscriptions(self) -> list[Subscription]:
+        async with self._r.execute(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id"
+        ) as cur:
+            return [_subscription(r) for r in await cur.fetchall()]
+
+    async def update_subscription(
+        self, sub_id: str, changes: dict[str, Any], at: float
+    ) -> Subscription | None:
+        """Apply ``changes`` (url, event_types, metadata_filter, description, enabled); re-enabling
+        clears the reason it was disabled and its failure streak."""
+        columns: dict[str, tuple[str, Callable[[Any], Any]]] = {
+            "url": ("url", str),
+            "event_types": ("event_types_json", lambda v: dumps(list(v))),
+            "metadata_filter": ("metadata_filter_json", dumps),
+            "description": ("description", str),
+            "enabled": ("enabled", int),
+        }
+        sets = ["updated_at = ?"]
+        args: list[Any] = [at]
+        for key, value in changes.items():
+            column, encode = columns[key]
+            sets.append(f"{column} = ?")
+            args.append(encode(value))
+        if changes.get("enabled") is True:
+            sets.append("disabled_reason = NULL, failing_since = NULL")
+        async with self._tx() as db:
+            cur = await db.execute(
+                f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id)
+            )
+            if cur.rowcount == 0:
+                return None
+        return await self.get_subscription(sub_id)
+
+    async def rotate_secret(self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE subscriptions SET previous_secret = secret, previous_expires_at = ?, secret = ?, "
+                "updated_at = ? WHERE id = ?",
+                (keep_old_until, new_secret, at, sub_id),
+            )
+            return cur.rowcount > 0
+
+    async def delete_subscription(self, sub_id: str) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+            return cur.rowcount > 0
+
+    # -- the dispatcher ------------------------------------------------------------------------
+
+    async def due_deliveries(self, now: float, limit: int, exclude: frozenset[str]) -> list[Delivery]:
+        async with self._r.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.event_seq "
+            "LIMIT ?",
+            (now, limit + len(exclude)),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [d for d in (_delivery(r) for r in rows) if d.id not in exclude][:limit]
+
+    async def next_delivery_at(self) -> float | None:
+        async with self._r.execute(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def event_payload(self, seq: int) -> tuple[str, str, float, dict[str, Any]] | None:
+        """(event id, type, created_at, data) of one event."""
+        async with self._r.execute(
+            "SELECT id, type, created_at, data_json FROM events WHERE seq = ?", (seq,)
+        ) as cur:
+            row = await cur.fetchone()
+        return (row[0], row[1], row[2], json.loads(row[3])) if row else None
+
+    async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None:
+        """Keep the attempt, move the delivery on, and track its subscription's failure streak."""
+        if result.succeeded:
+            status = "succeeded"
+        elif result.next_attempt_at is None:
+            status = "failed"
+        else:
+            status = "pending"
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO delivery_attempts "
+                "(delivery_id, at, status_code, duration_ms, error, response_excerpt) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    delivery_id,
+                    result.at,
+                    result.status_code,
+                    result.duration_ms,
+                    result.error,
+                    result.excerpt,
+                ),
+            )
+            await db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
+                "last_status = ?, last_error = ?, updated_at = ?, "
+                "completed_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END WHERE id = ?",
+                (
+                    status,
+                    result.next_attempt_at,
+                    result.status_code,
+                    result.error,
+                    result.at,
+                    status,
+                    result.at,
+                    delivery_id,
+                ),
+            )
+            async with db.execute(
+                "SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            sub_id = row[0] if row else None
+            if sub_id is None:
+                return
+            if result.succeeded:
+                await db.execute("UPDATE subscriptions SET failing_since = NULL WHERE id = ?", (sub_id,))
+            else:
+                await db.execute(
+                    "UPDATE subscriptions SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+                    (result.at, sub_id),
+                )
+            if result.disable_subscription:
+                await db.execute(
+                    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?",
+                    (result.disable_subscription[:500], result.at, sub_id),
+                )
+                # What is still queued for a disabled subscription waits, failed, for a recover.
+                await db.execute(
+                    "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, completed_at = ?, "
+                    "last_error = COALESCE(last_error, 'subscription disabled') "
+                    "WHERE subscription_id = ? AND status = 'pending'",
+                    (result.at, sub_id),
+                )
+
+    # -- the delivery log ----------------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None:
+        async with self._r.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+            "WHERE d.id = ?",
+            (delivery_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        async with self._r.execute(
+            "SELECT at, status_code, duration_ms, error, response_excerpt FROM delivery_attempts "
+            "WHERE delivery_id = ? ORDER BY id",
+            (delivery_id,),
+        ) as cur:
+            attempts = [dict(r) for r in await cur.fetchall()]
+        return _delivery(row), attempts
+
+    async def list_deliveries(self, query: DeliveryQuery) -> Page[Delivery]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("d.subscription_id", query.subscription_id),
+            ("d.event_type", query.event_type),
+            ("d.task_id", query.task_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.statuses:
+            where.append(f"d.status IN ({', '.join('?' for _ in query.statuses)})")
+            args.extend(query.statuses)
+        if query.after is not None:
+            where.append("(d.created_at < ? OR (d.created_at = ? AND d.id < ?))")
+            args.extend((query.after[0], query.after[0], query.after[1]))
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
+        args.append(query.limit + 1)
+        async with self._r.execute(sql, args) as cur:
+            rows = list(await cur.fetchall())
+        items = [_delivery(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+
+    async def retry_delivery(self, delivery_id: str, at: float) -> bool:
+        """One more attempt now, for a delivery that failed or is waiting; a failure fails it again."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
+                "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
+                (at, at, delivery_id),
+            )
+            return cur.rowcount > 0
+
+    async def recover_deliveries(self, sub_id: str, since: float, at: float) -> int:
+        """Replay a subscription's failed deliveries created since ``since``, each with one more attempt."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
+                "max_attempts = attempts + 1, updated_at = ? "
+                "WHERE subscription_id = ? AND status = 'failed' AND created_at >= ?",
+                (at, at, sub_id, since),
+            )
+            return cur.rowcount

@@ -1,0 +1,141 @@
+"""The SSRF guard for outbound webhooks.
+
+Two checks, because a URL is only a promise about where a request will go:
+
+- at creation (``check_url``): only http and https, a host, no credentials, and a literal address
+  (or ``localhost``) outside ``RELAY_WEBHOOK_ALLOW_CIDRS`` refused at once, with a clear error;
+- at send time (``GuardedTransport``): the host name is resolved, *every* address it resolves to is
+  checked, and the connection goes to the checked address itself (the Host header and TLS SNI keep
+  the name). A name that resolves to a public address when the subscription is made and to
+  169.254.169.254 when the event is sent (DNS rebinding) is therefore refused, because nothing
+  resolves the name a second time between the check and the connect.
+
+Refused unless allowed: everything that is not globally routable (private, loopback, link-local
+with the cloud metadata address, CGNAT 100.64/10, unspecified, reserved, IPv6 loopback and
+unique-local fc00::/7, documentation ranges) and multicast. IPv4-mapped IPv6 addresses are judged
+as the IPv4 address they carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
+
+import httpx
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+RESOLVE_TIMEOUT_SECONDS = 5.0
+ALLOW_HINT = "see RELAY_WEBHOOK_ALLOW_CIDRS"
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+class SsrfRefused(httpx.TransportError):
+    """The destination is not one the relay may send to. Raised before any connection is made."""
+
+
+def _unmapped(address: Address) -> Address:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_allowed(address: Address, allow: Iterable[Network] = ()) -> bool:
+    address = _unmapped(address)
+    if any(address in net for net in allow):
+        return True
+    return address.is_global and not address.is_multicast
+
+
+def _literal(host: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def check_url(url: str, allow: Iterable[Network] = ()) -> str | None:
+    """Why ``url`` may not be a webhook destination, or None when it may (pending the send-time check)."""
+    if len(url) > 2048:
+        return "the URL is longer than 2048 characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "only http and https URLs are accepted"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "the URL has no host"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URL are not accepted; authenticate with the signature instead"
+    if port == 0:
+        return "port 0 is not a destination"
+    allow = tuple(allow)
+    literal = _literal(host)
+    if literal is not None and not address_allowed(literal, allow):
+        return f"the address {_unmapped(literal)} is in a range the relay does not send to ({ALLOW_HINT})"
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    if host in LOCAL_NAMES and not any(net.version == 4 and net.overlaps(loopback) for net in allow):
+        return f"localhost is not a destination the relay sends to ({ALLOW_HINT})"
+    return None
+
+
+async def resolve(host: str, port: int) -> list[Address]:
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError) as exc:
+        raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    seen: dict[str, Address] = {}
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        text = str(sockaddr[0]).split("%", 1)[0]
+        seen.setdefault(text, ipaddress.ip_address(text))
+    return list(seen.values())
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that resolves, checks, and connects to the checked address only."""
+
+    def __init__(
+        self,
+        allow: Iterable[Network] = (),
+        inner: httpx.AsyncBaseTransport | None = None,
+        resolver: Callable[[str, int], Awaitable[list[Address]]] | None = None,
+    ) -> None:
+        self._allow = tuple(allow)
+        self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
+        self._resolve = resolver or resolve
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise SsrfRefused(f"scheme {url.scheme!r} is not allowed", request=request)
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = await self._resolve(host, port)
+        if not addresses:
+            raise httpx.ConnectError(f"{host} resolves to no address", request=request)
+        refused = [a for a in addresses if not address_allowed(a, self._allow)]
+        if refused:
+            raise SsrfRefused(f"{host} resolves to {refused[0]}, a refused address", request=request)
+        target = _unmapped(addresses[0])
+        if _literal(host) is None:
+            request.url = url.copy_with(host=str(target))
+            request.headers["host"] = url.netloc.decode("ascii")
+            if url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
