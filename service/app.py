@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import callbacks, events, ops, tasks
+from service.api import callbacks, deliveries, events, ops, subscriptions, tasks
 from service.api.auth import BearerAuth
 from service.api.bodies import BodyLimit
 from service.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected
@@ -25,12 +25,21 @@ from service.metrics import Metrics
 from service.relay import Relay, relay_secret
 from service.store.sqlite import SqliteStore
 from service.tokens import CallbackTokens
+from service.webhooks.signing import relay_webhook_secret
+from service.webhooks.ssrf import GuardedTransport
 from service.wiro.client import WiroClient
 
 log = structlog.get_logger(__name__)
 
 JSON_BODY_LIMIT = 256 * 1024
-ROUTES = [*tasks.routes, *events.routes, *callbacks.routes, *ops.routes]
+ROUTES = [
+    *tasks.routes,
+    *subscriptions.routes,
+    *deliveries.routes,
+    *events.routes,
+    *callbacks.routes,
+    *ops.routes,
+]
 
 
 def _route_template(app: Starlette, scope: Scope) -> str:
@@ -104,14 +113,19 @@ def create_app(
     settings: Settings,
     *,
     wiro_transport: httpx.AsyncBaseTransport | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
     run_loops: bool = True,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The relay as an ASGI app. ``wiro_transport`` swaps how Wiro is reached (tests only)."""
+    """The relay as an ASGI app. ``wiro_transport`` and ``webhook_transport`` swap how Wiro and the
+    subscribers are reached (tests only; the default webhook transport is the SSRF guard)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = SqliteStore(settings.database_path)
+        schedule = settings.webhook_retry_schedule
+        store = SqliteStore(
+            settings.database_path, delivery_attempts=len(schedule), first_delivery_delay=schedule[0]
+        )
         applied = await store.open()
         if applied:
             log.info("migrations_applied", migrations=applied)
@@ -131,18 +145,31 @@ def create_app(
             timeout=settings.wiro_timeout_seconds,
             observe=metrics.observe_wiro_call,
         )
-        relay = Relay(settings, store, wiro, CallbackTokens(secret), clock=clock, metrics=metrics)
+        # Deliveries get their own client: the SSRF guard resolves and checks every destination, and
+        # nothing a subscriber answers (cookies, redirects) carries over to the next request.
+        webhook_http = httpx.AsyncClient(
+            transport=webhook_transport or GuardedTransport(settings.webhook_allow_cidrs),
+            timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+            limits=httpx.Limits(max_connections=settings.webhook_concurrency, max_keepalive_connections=16),
+            follow_redirects=False,
+        )
+        relay = Relay(
+            settings, store, wiro, CallbackTokens(secret), clock=clock, metrics=metrics,
+            webhook_http=webhook_http, task_webhook_secret=relay_webhook_secret(secret.encode()),
+        )  # fmt: skip
         app.state.relay = relay
         stop = asyncio.Event()
         loops = asyncio.create_task(relay.run_loops(stop)) if run_loops else None
         try:
             yield
         finally:
+            relay.stop()
             stop.set()
             if loops is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(loops, timeout=10)
             await http.aclose()
+            await webhook_http.aclose()
             await store.close()
 
     app: Starlette

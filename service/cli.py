@@ -16,7 +16,9 @@ from service.app import create_app
 from service.config import ConfigError, Settings, load_settings, reference_markdown
 from service.demo import run_demo
 from service.logs import configure_logging
+from service.relay import relay_secret
 from service.store.sqlite import SqliteStore
+from service.webhooks.signing import relay_webhook_secret
 from service.wiro.emulator.cli import emulator
 
 
@@ -99,6 +101,27 @@ def migrate() -> None:
 
     applied = asyncio.run(run())
     click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@main.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print the secret that signs deliveries to tasks' own webhook_url.
+
+    It is derived from RELAY_SECRET, or from the secret the relay generated and keeps in its
+    database, so run this with the service's own environment. Verify deliveries with it as with any
+    Standard Webhooks secret (the `standardwebhooks` and `svix` libraries, among others).
+    """
+    settings = _settings()
+
+    async def run() -> str:
+        store = SqliteStore(settings.database_path)
+        try:
+            await store.open()
+            return await relay_secret(store, settings.relay_secret)
+        finally:
+            await store.close()
+
+    click.echo(relay_webhook_secret(asyncio.run(run()).encode()))
 
 
 @main.command()

@@ -307,7 +307,9 @@ VARIABLES: tuple[Variable, ...] = (
         "webhook_retry_schedule",
         _schedule,
         "0,5,300,1800,7200,18000,36000,36000",
-        "Comma-separated delays in seconds between webhook delivery attempts.",
+        "Comma-separated delays in seconds between webhook delivery attempts: the first before the "
+        "first attempt, each with ±20 % jitter; as many attempts as entries, then the delivery is failed "
+        "(the dead letter).",
     ),
     Variable(
         "RELAY_WEBHOOK_TIMEOUT_SECONDS",
@@ -358,6 +360,14 @@ VARIABLES: tuple[Variable, ...] = (
         "",
         "Address ranges a webhook may reach despite the SSRF guard, e.g. 127.0.0.0/8.",
     ),
+    Variable(
+        "RELAY_SSE_HEARTBEAT_SECONDS",
+        "sse_heartbeat_seconds",
+        _positive_float,
+        "15",
+        "Interval of the comment lines GET /v1/events/stream sends when there is nothing to say, so "
+        "proxies keep the connection open and clients notice a dead one.",
+    ),
 )
 
 
@@ -399,6 +409,7 @@ class Settings:
     webhook_disable_after_seconds: float = 432000.0
     webhook_secret_grace_seconds: float = 86400.0
     webhook_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    sse_heartbeat_seconds: float = 15.0
 
     @property
     def database_path(self) -> Path:

@@ -31,7 +31,16 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.deliveries = Histogram(
+            "wiro_relay_webhook_delivery_duration_seconds",
+            "Webhook delivery attempts by outcome (succeeded, retry, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.tasks = Gauge("wiro_relay_tasks", "Tasks by state.", ["status"], registry=r)
+
+    def observe_delivery(self, outcome: str, seconds: float) -> None:
+        self.deliveries.labels(outcome=outcome).observe(seconds)
 
     def observe_wiro_call(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.wiro_calls.labels(endpoint=endpoint, outcome=outcome).observe(seconds)

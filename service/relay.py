@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import structlog
 
 from service.config import Settings
+from service.dispatcher import Dispatcher
 from service.metrics import Metrics
 from service.models import Task, TaskStatus, new_id
 from service.poller import Poller
 from service.schemas import TaskCreate
+from service.signal import EventSignal
 from service.store.base import NewTask, Store
 from service.submitter import Submitter
 from service.tokens import CallbackTokens
@@ -56,15 +59,45 @@ class Relay:
     tokens: CallbackTokens
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=Metrics)
+    webhook_http: httpx.AsyncClient | None = None
+    """The client deliveries go out on (behind the SSRF guard); None: no webhooks are sent."""
+    task_webhook_secret: str = ""
+    """The relay-wide secret that signs deliveries to tasks' own webhook_url."""
     submitter: Submitter = field(init=False)
     poller: Poller = field(init=False)
+    dispatcher: Dispatcher | None = field(init=False)
+    signal: EventSignal = field(init=False)
+    stopping: asyncio.Event = field(init=False)
+    """Set when the service begins to shut down: long-lived responses (event streams) end."""
 
     def __post_init__(self) -> None:
         self.poller = Poller(self.store, self.wiro, self.settings, clock=self.clock)
         self.submitter = Submitter(self.store, self.wiro, self.settings, self.tokens, clock=self.clock)
+        self.signal = EventSignal()
+        self.stopping = asyncio.Event()
+        self.dispatcher = None
+        if self.webhook_http is not None:
+            self.dispatcher = Dispatcher(
+                self.store, self.webhook_http, self.settings,
+                task_webhook_secret=self.task_webhook_secret, clock=self.clock,
+            )  # fmt: skip
+            self.dispatcher.observe = self.metrics.observe_delivery
+        self.store.on_commit(self._events_committed)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.signal.notify()
+
+    def _events_committed(self) -> None:
+        self.signal.notify()
+        if self.dispatcher is not None:
+            self.dispatcher.wake.set()
 
     async def run_loops(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self.submitter.run(stop), self.poller.run(stop))
+        loops = [self.submitter.run(stop), self.poller.run(stop)]
+        if self.dispatcher is not None:
+            loops.append(self.dispatcher.run(stop))
+        await asyncio.gather(*loops)
 
     async def accept(
         self, body: TaskCreate, *, idempotency_key: str | None, digest: str

@@ -1,48 +1,120 @@
-"""GET /v1/events: the event log, after a cursor (the events' global sequence)."""
+"""The event log: ``GET /v1/events`` (pollable, after a cursor) and ``GET /v1/events/stream`` (SSE).
+
+An event's ``seq`` is its global, increasing position in the log and its SSE ``id``. The single
+writer assigns it in commit order, so a reader that asks for "everything after N" can never miss an
+event committed later with a smaller number. The stream sends what is already in the log after the
+client's cursor (``Last-Event-ID`` on a reconnect, else ``after``), then follows new events as they
+commit; a comment line every ``RELAY_SSE_HEARTBEAT_SECONDS`` keeps proxies from closing it.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from service.api.errors import ApiError
 from service.models import EVENT_TYPES
 from service.relay import Relay
+from service.store.base import Event
 from service.views import rfc3339
 
 MAX_LIMIT = 500
+_PARAMS = {"after", "type", "task_id", "limit"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    after: int
+    types: tuple[str, ...]
+    task_id: str | None
+    limit: int
+
+
+def _sequence(name: str, raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an event sequence number (0 or more)")
+    return int(raw)
+
+
+def event_filter(params: QueryParams, *, default_limit: int = 100) -> EventFilter:
+    unknown = set(params) - _PARAMS
+    if unknown:
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
+    limit_raw = params.get("limit", str(default_limit))
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    types = tuple(
+        dict.fromkeys(t.strip() for raw in params.getlist("type") for t in raw.split(",") if t.strip())
+    )
+    bad = [t for t in types if t not in EVENT_TYPES]
+    if bad:
+        raise ApiError(400, "invalid_parameter", f"unknown event type {bad[0][:40]!r}")
+    return EventFilter(
+        _sequence("after", params.get("after", "0")), types, params.get("task_id"), int(limit_raw)
+    )
+
+
+def event_view(e: Event) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "id": e.id,
+        "type": e.type,
+        "task_id": e.task_id,
+        "timestamp": rfc3339(e.created_at),
+        "data": e.data,
+    }
 
 
 async def list_events(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
-    params = request.query_params
-    unknown = set(params) - {"after", "type", "task_id", "limit"}
-    if unknown:
-        raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
-    after_raw = params.get("after", "0")
-    limit_raw = params.get("limit", "100")
-    if not after_raw.isdigit() or len(after_raw) > 18:
-        raise ApiError(400, "invalid_parameter", "after must be an event sequence number (0 or more)")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    types = tuple(t.strip() for raw in params.getlist("type") for t in raw.split(",") if t.strip())
-    bad = [t for t in types if t not in EVENT_TYPES]
-    if bad:
-        raise ApiError(400, "invalid_parameter", f"unknown event type {bad[0][:40]!r}")
-    events = await relay.store.list_events(
-        after=int(after_raw), types=types, task_id=params.get("task_id"), limit=int(limit_raw)
-    )
+    f = event_filter(request.query_params)
+    events = await relay.store.list_events(after=f.after, types=f.types, task_id=f.task_id, limit=f.limit)
     return JSONResponse(
-        {
-            "data": [
-                {"seq": e.seq, "id": e.id, "type": e.type, "task_id": e.task_id,
-                 "timestamp": rfc3339(e.created_at), "data": e.data}
-                for e in events
-            ],
-            "next_after": events[-1].seq if events else int(after_raw),
-        }
-    )  # fmt: skip
+        {"data": [event_view(e) for e in events], "next_after": events[-1].seq if events else f.after}
+    )
 
 
-routes = [Route("/v1/events", list_events, methods=["GET"])]
+async def stream_events(request: Request) -> StreamingResponse:
+    relay: Relay = request.app.state.relay
+    f = event_filter(request.query_params, default_limit=MAX_LIMIT)
+    last_id = request.headers.get("last-event-id")
+    after = _sequence("Last-Event-ID", last_id.strip()) if last_id and last_id.strip() else f.after
+    heartbeat = relay.settings.sse_heartbeat_seconds
+
+    async def messages() -> AsyncIterator[str]:
+        cursor = after
+        # A comment first, so the client sees the response start at once (no ``retry:`` field: some
+        # clients dispatch an empty event for a block that has one).
+        yield f": following events after {cursor}\n\n"
+        while not relay.stopping.is_set():
+            # Read until caught up, then sleep until a commit writes events (or the heartbeat is due).
+            events = await relay.store.list_events(
+                after=cursor, types=f.types, task_id=f.task_id, limit=f.limit
+            )
+            for e in events:
+                cursor = e.seq
+                data = json.dumps(event_view(e), separators=(",", ":"))
+                yield f"id: {e.seq}\nevent: {e.type}\ndata: {data}\n\n"
+            if len(events) == f.limit:
+                continue
+            if not await relay.signal.wait(heartbeat):
+                yield ": heartbeat\n\n"
+
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+routes = [
+    Route("/v1/events", list_events, methods=["GET"]),
+    Route("/v1/events/stream", stream_events, methods=["GET"]),
+]

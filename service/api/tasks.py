@@ -14,6 +14,7 @@ from starlette.routing import Route
 from service.api.bodies import parse_json_object
 from service.api.errors import ApiError, validation_error
 from service.api.params import decode_cursor, encode_cursor, limit, timestamp
+from service.api.subscriptions import refuse_destination
 from service.models import Task, TaskStatus
 from service.relay import CancelRefused, Relay, request_hash
 from service.schemas import TaskCreate
@@ -76,6 +77,8 @@ async def create_task(request: Request) -> JSONResponse:
         body, image = await _read_multipart(request, relay)
     else:
         raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data")
+    if body.webhook_url is not None:
+        refuse_destination(relay, body.webhook_url, "webhook_url")
     digest = request_hash(body, hashlib.sha256(image[0]).hexdigest() if image else "")
     if key is not None:
         found = await relay.store.find_idempotent(key)

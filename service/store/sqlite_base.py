@@ -29,8 +29,16 @@ class SqliteBase:
 
     """The ``Store`` on one SQLite file."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, delivery_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = 5000,
+        delivery_attempts: int = 8,
+        first_delivery_delay: float = 0.0,
+    ) -> None:
         self.delivery_attempts = delivery_attempts
+        self.first_delivery_delay = first_delivery_delay
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None

@@ -65,12 +65,13 @@ class WebhookQueries(SqliteBase):
         ]
         if task.webhook_url:
             targets.append((None, task.webhook_url))
+        due = at + self.first_delivery_delay
         await db.executemany(
             "INSERT INTO deliveries (id, event_seq, event_type, task_id, subscription_id, url, status, "
             "max_attempts, next_attempt_at, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
             [
-                (new_id("dlv"), seq, event_type, task.id, sub_id, url, self.delivery_attempts, at, at, at)
+                (new_id("dlv"), seq, event_type, task.id, sub_id, url, self.delivery_attempts, due, at, at)
                 for sub_id, url in targets
             ],
         )

@@ -130,11 +130,15 @@ StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 
 @pytest.fixture
 def stack(tmp_path: Path) -> StackFactory:
-    """``async with stack(time_scale=..., faults=Faults(...), poll_after_seconds=...) as s:``"""
+    """``async with stack(time_scale=..., emulator={...}, webhook_transport=..., <Settings field>=...)``"""
 
     @contextlib.asynccontextmanager
     async def make(
-        *, time_scale: float = 0.004, emulator: dict[str, Any] | None = None, **settings: Any
+        *,
+        time_scale: float = 0.004,
+        emulator: dict[str, Any] | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+        **settings: Any,
     ) -> AsyncIterator[Stack]:
         emulator_config = EmulatorConfig(
             api_key=API_KEY, api_secret=API_SECRET, time_scale=time_scale, seed=7, **(emulator or {})
@@ -142,7 +146,7 @@ def stack(tmp_path: Path) -> StackFactory:
         relay_sock = bind_loopback()
         async with serving(create_emulator(emulator_config)) as emulator_url:
             config = relay_settings(tmp_path, f"{emulator_url}/v1", url_of(relay_sock), **settings)
-            app = create_app(config)
+            app = create_app(config, webhook_transport=webhook_transport)
             async with (
                 serving(app, relay_sock) as relay_url,
                 httpx.AsyncClient(

@@ -1,0 +1,29 @@
+"""A wake-up for everyone following the event log: SSE streams wait on it instead of polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class EventSignal:
+    """``notify()`` wakes every current ``wait()``; a waiter then reads the log from its own cursor.
+
+    It carries no data on purpose: the database is the only source of events, so a waiter that
+    misses a wake-up (or a relay with several processes) still sees everything on its next read.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, within: float) -> bool:
+        """True when woken, False after ``within`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._event.wait()
+            return True
+        return False
