@@ -9,20 +9,17 @@ the output is plain lines. The job is the seed's default (its prompt and negativ
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
 
 from service.app import create_app
 from service.config import load_settings
+from service.servers import bind_loopback, serving
 from service.wiro import model as seed
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
@@ -49,35 +46,11 @@ def sample_image(width: int = 96, height: int = 64) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + body
 
 
-def _listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("a demo server stopped during start-up")
-        await asyncio.sleep(0.01)
-    host, port = sock.getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def run_demo(
     say: Callable[[str], None], *, time_scale: float = 0.05, data_dir: Path = Path("data")
 ) -> dict[str, Any]:
     """Run the demo; returns the finished task as the API shows it."""
-    emulator_sock, relay_sock = _listening_socket(), _listening_socket()
+    emulator_sock, relay_sock = bind_loopback(), bind_loopback()
     emulator_url = "http://{}:{}".format(*emulator_sock.getsockname()[:2])
     relay_url = "http://{}:{}".format(*relay_sock.getsockname()[:2])
     settings = load_settings(
@@ -98,8 +71,8 @@ async def run_demo(
     say(f"Wiro emulator on {emulator_url} (time scale {time_scale}), relay on {relay_url}")
     say(f"database: {settings.database_path}")
     async with (
-        _serve(emulator, emulator_sock),
-        _serve(create_app(settings), relay_sock),
+        serving(emulator, emulator_sock),
+        serving(create_app(settings), relay_sock),
         httpx.AsyncClient(base_url=relay_url, timeout=30) as api,
     ):
         fields = {k: str(v) for k, v in seed.defaults().items()}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from starlette.routing import Route
 from service.wiro import signing
 from service.wiro.emulator import Clock, Emulator, EmulatorConfig, create_app
 from service.wiro.types import MODEL_SLUG
-from tests.servers import serving
+from tests.servers import bind_loopback, serving
 
 TEST_KEY = "emulator-test-key"
 TEST_SECRET = "emulator-test-secret"
@@ -56,25 +55,13 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.01)
 
 
-def loopback_socket() -> socket.socket:
-    """A TCP socket bound to a free loopback port.
-
-    Made with ``IPPROTO_TCP`` explicitly: asyncio sets ``TCP_NODELAY`` only on sockets whose
-    protocol says TCP, and without it every small request pays Nagle's and delayed-ACK's 40 ms.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 async def serve_app() -> AsyncIterator[ServeApp]:
     """Start ASGI apps on free local ports for the test; all are shut down (lifespan included) after."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def serve(app: Any) -> str:
-            return await stack.enter_async_context(serving(app, loopback_socket()))
+            return await stack.enter_async_context(serving(app, bind_loopback()))
 
         yield serve
 
