@@ -158,16 +158,20 @@ def create_app(
             webhook_http=webhook_http, task_webhook_secret=relay_webhook_secret(secret.encode()),
         )  # fmt: skip
         app.state.relay = relay
-        stop = asyncio.Event()
-        loops = asyncio.create_task(relay.run_loops(stop)) if run_loops else None
+        loops = asyncio.create_task(relay.run_loops(relay.stopping)) if run_loops else None
         try:
             yield
         finally:
+            # Polls and deliveries in flight get a grace window; what is cut short stays due in the
+            # database and is done again at the next start.
             relay.stop()
-            stop.set()
             if loops is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(loops, timeout=10)
+                try:
+                    await asyncio.wait_for(loops, timeout=settings.shutdown_grace_seconds)
+                except TimeoutError:
+                    log.warning("shutdown_grace_spent", grace_seconds=settings.shutdown_grace_seconds)
+                except Exception:
+                    log.exception("loops_failed")
             await http.aclose()
             await webhook_http.aclose()
             await store.close()

@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import click
-import uvicorn
 
-from service import __version__
-from service.app import create_app
+from service import __version__, server
 from service.config import ConfigError, Settings, load_settings, reference_markdown
 from service.demo import run_demo
 from service.logs import configure_logging
@@ -76,15 +74,7 @@ def serve() -> None:
     if not settings.wiro_api_key:
         click.echo("configuration error: WIRO_API_KEY: required to serve", err=True)
         sys.exit(2)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-        server_header=False,
-    )
+    server.serve(settings)
 
 
 @main.command()

@@ -361,6 +361,15 @@ VARIABLES: tuple[Variable, ...] = (
         "Address ranges a webhook may reach despite the SSRF guard, e.g. 127.0.0.0/8.",
     ),
     Variable(
+        "RELAY_SHUTDOWN_GRACE_SECONDS",
+        "shutdown_grace_seconds",
+        _positive_float,
+        "10",
+        "On SIGTERM: how long requests in flight may take to finish, and then how long polls and "
+        "deliveries in flight may take; what is left resumes at the next start. Twice this must stay "
+        "under Kubernetes' terminationGracePeriodSeconds (30 by default).",
+    ),
+    Variable(
         "RELAY_SSE_HEARTBEAT_SECONDS",
         "sse_heartbeat_seconds",
         _positive_float,
@@ -409,6 +418,7 @@ class Settings:
     webhook_disable_after_seconds: float = 432000.0
     webhook_secret_grace_seconds: float = 86400.0
     webhook_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    shutdown_grace_seconds: float = 10.0
     sse_heartbeat_seconds: float = 15.0
 
     @property

@@ -65,5 +65,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     # One canonical line per request is written by the relay itself; uvicorn's own access log
     # would say the same thing again, less well.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Below WARNING these libraries log URLs and SQL parameters verbatim: callback URLs carry their
+    # token, and rows carry webhook secrets. Their debug output is never worth a leaked secret.
+    for noisy in ("httpx", "httpcore", "aiosqlite", "multipart", "python_multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -38,6 +38,27 @@ class Metrics:
             registry=r,
         )
         self.tasks = Gauge("wiro_relay_tasks", "Tasks by state.", ["status"], registry=r)
+        self.looks = Counter(
+            "wiro_relay_task_detail_looks_total",
+            "Task/Detail looks at Wiro by why they were made (callback, poll) and outcome (ok, error).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "wiro_relay_queue_depth",
+            "Items waiting: tasks not yet submitted (submissions), deliveries not yet done (deliveries).",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_oldest = Gauge(
+            "wiro_relay_queue_oldest_age_seconds",
+            "Age of the oldest item waiting in each queue (0 when empty).",
+            ["queue"],
+            registry=r,
+        )
+
+    def observe_look(self, source: str, outcome: str) -> None:
+        self.looks.labels(source=source, outcome=outcome).inc()
 
     def observe_delivery(self, outcome: str, seconds: float) -> None:
         self.deliveries.labels(outcome=outcome).observe(seconds)

@@ -45,6 +45,8 @@ class Poller:
         self._tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.last_pass_at: float | None = None
+        self.on_look: Callable[[str, str], None] = lambda source, outcome: None
+        """Told of every Task/Detail look: its source (callback, poll) and outcome (ok, error)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -111,12 +113,14 @@ class Poller:
         try:
             detail = await self._wiro.task_detail(task_id=job.wiro_task_id)
         except WiroError as exc:
+            self.on_look(source.value, "error")
             log.info("poll_failed", error=type(exc).__name__, message=exc.message, attempts=attempts)
             await self._store.apply_observation(
                 job.task_id, _NOTHING, source=source, at=self._clock(),
                 next_poll_at=self._next_poll(attempts), poll_attempts=attempts,
             )  # fmt: skip
             return
+        self.on_look(source.value, "ok")
         changed = await self._store.apply_observation(
             job.task_id, observe(job.status, detail), source=source, at=self._clock(),
             next_poll_at=self._next_poll(attempts), poll_attempts=attempts,

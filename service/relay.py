@@ -73,6 +73,7 @@ class Relay:
     def __post_init__(self) -> None:
         self.poller = Poller(self.store, self.wiro, self.settings, clock=self.clock)
         self.submitter = Submitter(self.store, self.wiro, self.settings, self.tokens, clock=self.clock)
+        self.poller.on_look = self.metrics.observe_look
         self.signal = EventSignal()
         self.stopping = asyncio.Event()
         self.dispatcher = None
@@ -159,7 +160,7 @@ class Relay:
         return task
 
     async def readiness_problems(self) -> list[str]:
-        problems = []
+        problems = ["shutting down"] if self.stopping.is_set() else []
         try:
             await self.store.check_writable()
         except Exception as exc:  # any database failure means not ready; the reason is reported
@@ -173,7 +174,10 @@ class Relay:
                 problems.append(f"migrations pending: {', '.join(pending)}")
         stale = max(10.0, 10 * self.settings.loop_interval_seconds)
         now = self.clock()
-        for name, last in (("submitter", self.submitter.last_pass_at), ("poller", self.poller.last_pass_at)):
+        loops = [("submitter", self.submitter.last_pass_at), ("poller", self.poller.last_pass_at)]
+        if self.dispatcher is not None:
+            loops.append(("dispatcher", self.dispatcher.last_pass_at))
+        for name, last in loops:
             if last is None or now - last > stale:
                 problems.append(f"{name} loop not running")
         return problems

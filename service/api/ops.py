@@ -27,9 +27,16 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     relay: Relay = request.app.state.relay
-    counts = (await relay.store.summary(None, None))["counts"]
+    gauges = await relay.store.gauges()
+    m, now = relay.metrics, relay.clock()
     for status in TaskStatus:
-        relay.metrics.tasks.labels(status=status.value).set(counts.get(status.value, 0))
+        m.tasks.labels(status=status.value).set(gauges.tasks.get(status.value, 0))
+    for queue, depth, oldest in (
+        ("submissions", gauges.queued, gauges.oldest_queued_at),
+        ("deliveries", gauges.pending_deliveries, gauges.oldest_pending_delivery_at),
+    ):
+        m.queue_depth.labels(queue=queue).set(depth)
+        m.queue_oldest.labels(queue=queue).set(max(0.0, now - oldest) if oldest is not None else 0.0)
     return Response(generate_latest(relay.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -68,6 +68,17 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Gauges:
+    """What /metrics reports about the database: tasks by state and the queues' depth and age."""
+
+    tasks: dict[str, int]
+    queued: int
+    oldest_queued_at: float | None
+    pending_deliveries: int
+    oldest_pending_delivery_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitJob:
     """A queued task the submitter may send now."""
 
@@ -202,6 +213,7 @@ class Store(Protocol):
     async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None: ...
     async def list_tasks(self, query: TaskQuery) -> Page[Task]: ...
     async def summary(self, since: float | None, until: float | None) -> dict[str, Any]: ...
+    async def gauges(self) -> Gauges: ...
 
     # the submitter
     async def in_flight_count(self) -> int: ...

@@ -12,6 +12,7 @@ import aiosqlite
 from service.models import Observation, Source, Task, TaskStatus, can_move, new_id, output_dict
 from service.store.base import (
     Event,
+    Gauges,
     IdempotencyConflict,
     NewTask,
     Page,
@@ -209,6 +210,28 @@ class SqliteStore(WebhookQueries, SqliteBase):
             if row["cost_usd"] is not None:
                 cost += Decimal(row["cost_usd"]) * row["n"]
         return {"counts": counts, "total": sum(counts.values()), "cost_usd": str(cost)}
+
+    async def gauges(self) -> Gauges:
+        # Each query is answered from an index (status; the partial due-indexes), not the table.
+        async with self._r.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status") as cur:
+            counts = dict.fromkeys((s.value for s in TaskStatus), 0) | {
+                r[0]: r[1] for r in await cur.fetchall()
+            }
+        async with self._r.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM tasks WHERE status = 'queued'"
+        ) as cur:
+            queued = await cur.fetchone()
+        async with self._r.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'"
+        ) as cur:
+            pending = await cur.fetchone()
+        return Gauges(
+            tasks=counts,
+            queued=queued[0] if queued else 0,
+            oldest_queued_at=queued[1] if queued else None,
+            pending_deliveries=pending[0] if pending else 0,
+            oldest_pending_delivery_at=pending[1] if pending else None,
+        )
 
     # -- the submitter -------------------------------------------------------------------------
 
