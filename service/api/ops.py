@@ -8,7 +8,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.models import TaskStatus
+from service.openapi import document
 from service.relay import Relay
+
+OPENAPI = document()
 
 
 async def healthz(_: Request) -> Response:
@@ -40,7 +43,12 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(relay.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def openapi(_: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
 routes = [
+    Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
