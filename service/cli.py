@@ -132,11 +132,12 @@ def webhook_secret() -> None:
 def demo(time_scale: float, data_dir: Path) -> None:
     """Run the emulator and the relay together and take the seed's default job from start to finish.
 
-    Needs no Wiro account, no input and no terminal. Exits 0 when the task succeeded.
+    Needs no Wiro account, no input and no terminal. Exits 0 when the task succeeded and the demo's
+    subscriber received its webhook with a valid signature.
     """
     configure_logging("warning", "console")
-    task = asyncio.run(run_demo(click.echo, time_scale=time_scale, data_dir=data_dir))
-    sys.exit(0 if task["status"] == "succeeded" else 1)
+    result = asyncio.run(run_demo(click.echo, time_scale=time_scale, data_dir=data_dir))
+    sys.exit(0 if result.ok else 1)
 
 
 main.add_command(emulator, "emulator")
