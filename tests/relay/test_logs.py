@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from service.webhooks.signing import relay_webhook_secret
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
-from tests.relay.test_crash import free_port, start, wait_healthy
+from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
 
 pytestmark = pytest.mark.slow
@@ -27,22 +26,14 @@ RELAY_SECRET = "relay-secret-for-the-log-test-0123456789"
 async def test_logs_are_structured_and_never_hold_a_secret(tmp_path: Path) -> None:
     config = EmulatorConfig(api_key=API_KEY, api_secret=API_SECRET, time_scale=0.004, seed=2)
     async with serving(create_emulator(config)) as emulator_url:
-        port = free_port()
-        relay_url = f"http://127.0.0.1:{port}"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "WIRO_"))},
-            "WIRO_API_KEY": API_KEY,
-            "WIRO_API_SECRET": API_SECRET,
-            "WIRO_BASE_URL": f"{emulator_url}/v1",
-            "RELAY_PORT": str(port),
-            "RELAY_PUBLIC_URL": relay_url,
-            "RELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-            "RELAY_API_TOKENS": TOKEN,
-            "RELAY_SECRET": RELAY_SECRET,
-            "RELAY_LOG_FORMAT": "json",
-            "RELAY_LOG_LEVEL": "debug",
-            "RELAY_LOOP_INTERVAL_SECONDS": "0.05",
-        }
+        relay_url, env = relay_env(
+            emulator_url,
+            tmp_path,
+            RELAY_SECRET=RELAY_SECRET,
+            RELAY_LOG_FORMAT="json",
+            RELAY_LOG_LEVEL="debug",
+            RELAY_LOOP_INTERVAL_SECONDS="0.05",
+        )
         log = tmp_path / "relay.log"
         proc = start(env, log)
         try:

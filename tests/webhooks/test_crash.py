@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
-from tests.relay.test_crash import free_port, start, wait_healthy
+from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
 from tests.webhooks.subscriber import Answer, Subscriber
 
@@ -38,25 +37,17 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path) -> None:
     subscriber.script("/all", *[Answer(200, delay=0.15)] * 400)
     config = EmulatorConfig(api_key=API_KEY, api_secret=API_SECRET, time_scale=0.004, seed=5)
     async with serving(create_emulator(config)) as emulator_url, serving(subscriber.app) as sub_url:
-        port = free_port()
-        relay_url = f"http://127.0.0.1:{port}"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "WIRO_"))},
-            "WIRO_API_KEY": API_KEY,
-            "WIRO_API_SECRET": API_SECRET,
-            "WIRO_BASE_URL": f"{emulator_url}/v1",
-            "RELAY_PORT": str(port),
-            "RELAY_PUBLIC_URL": relay_url,
-            "RELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
-            "RELAY_API_TOKENS": TOKEN,
-            "RELAY_MAX_IN_FLIGHT": "0",
-            "RELAY_POLL_AFTER_SECONDS": "1",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.3",
-            "RELAY_LOOP_INTERVAL_SECONDS": "0.05",
-            "RELAY_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
-            "RELAY_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.4,0.8,1,1,1,1",
-            "RELAY_LOG_FORMAT": "json",
-        }
+        relay_url, env = relay_env(
+            emulator_url,
+            tmp_path,
+            RELAY_MAX_IN_FLIGHT="0",
+            RELAY_POLL_AFTER_SECONDS="1",
+            RELAY_POLL_INTERVAL_SECONDS="0.3",
+            RELAY_LOOP_INTERVAL_SECONDS="0.05",
+            RELAY_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8",
+            RELAY_WEBHOOK_RETRY_SCHEDULE="0,0.2,0.4,0.8,1,1,1,1",
+            RELAY_LOG_FORMAT="json",
+        )
         log = tmp_path / "relay.log"
         proc = start(env, log)
         try:
