@@ -52,22 +52,6 @@ async def test_a_signature_made_with_openssl_is_accepted(emulator: RunningEmulat
     assert answer["errors"] == [{"code": 1, "message": "There is no task yet."}]
 
 
-@pytest.mark.parametrize("prefix", ["SHA2-256(stdin)= ", "(stdin)= "])
-async def test_openssls_whole_line_as_the_seeds_recipe_prints_it_is_accepted(
-    emulator: RunningEmulator, prefix: str
-) -> None:
-    nonce = "1734513807"
-    good = prefix + signing.signature(TEST_KEY, TEST_SECRET, nonce)
-    bad = prefix + signing.signature(TEST_KEY, "wrong", nonce)
-    status, _ = await post_detail(emulator, {"x-api-key": TEST_KEY, "x-nonce": nonce, "x-signature": good})
-    assert status == 200
-    status, answer = await post_detail(
-        emulator, {"x-api-key": TEST_KEY, "x-nonce": nonce, "x-signature": bad}
-    )
-    assert status == 401
-    assert answer == envelope(NOT_VALID)
-
-
 @pytest.mark.parametrize(
     ("headers", "message"),
     [

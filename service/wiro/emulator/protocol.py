@@ -72,11 +72,6 @@ def check_credentials(headers: Mapping[str, str], api_key: str | None, api_secre
     nonce, sig = headers.get("x-nonce", ""), headers.get("x-signature", "")
     if not nonce or not sig:
         return SIGNATURE_REQUIRED
-    # The seed's recipe, pasted as written, sends openssl's whole line ("SHA2-256(stdin)= <hex>" with
-    # OpenSSL 3, "(stdin)= <hex>" before it). Whether Wiro tolerates that is undocumented; the
-    # emulator reads the hex after "= ", so the seed's own commands work against it unchanged.
-    if "= " in sig:
-        sig = sig.rsplit("= ", 1)[1].strip()
     if not signing.check_signature(api_key, api_secret, nonce, sig):
         return BAD_SIGNATURE
     return None
