@@ -12,6 +12,7 @@ import click
 
 from service import __version__, server
 from service.config import ConfigError, Settings, load_settings, reference_markdown
+from service.console import COMMANDS
 from service.demo import run_demo
 from service.logs import configure_logging
 from service.relay import relay_secret
@@ -141,3 +142,5 @@ def demo(time_scale: float, data_dir: Path) -> None:
 
 
 main.add_command(emulator, "emulator")
+for _command in COMMANDS:
+    main.add_command(_command)
