@@ -20,7 +20,7 @@ import mimetypes
 import re
 import sys
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -645,6 +645,14 @@ def submit(
 # tasks, task, cancel
 
 
+def _list_params(limit: int, statuses: Sequence[str], **filters: str | None) -> list[tuple[str, str]]:
+    """Query parameters of a list endpoint: the page size, statuses as one list, the filters given."""
+    params = [("limit", str(limit))]
+    params += [("status", ",".join(statuses))] if statuses else []
+    params += [(name, value) for name, value in filters.items() if value]
+    return params
+
+
 def _pages(
     relay: RelayClient, path: str, params: list[tuple[str, str]], cursor: str | None, follow: bool
 ) -> tuple[list[Any], str | None]:
@@ -714,17 +722,9 @@ def tasks(
       wiro-relay tasks --status failed,timed_out --created-after 24h
       wiro-relay tasks --metadata order=A-17 --all --json
     """
-    params = [("limit", str(limit))]
-    params += [("status", ",".join(statuses))] if statuses else []
-    params += [
-        (name, value)
-        for name, value in (
-            ("model", model),
-            ("created_after", created_after),
-            ("created_before", created_before),
-        )
-        if value is not None
-    ]
+    params = _list_params(
+        limit, statuses, model=model, created_after=created_after, created_before=created_before
+    )
     params += [(f"metadata.{key}", value) for key, value in metadata.items()]
     with _client() as relay:
         items, next_cursor = _pages(relay, "/v1/tasks", params, cursor, follow_all)
@@ -1336,17 +1336,9 @@ def list_deliveries(
       wiro-relay deliveries list --status failed --subscription-id sub_01M86YGC1QGS8TMN4HY89PHYJS
       wiro-relay deliveries list --task-id task_01M86YGC1QGS8TMN4HY89PHYJS --json
     """
-    params = [("limit", str(limit))]
-    params += [("status", ",".join(statuses))] if statuses else []
-    params += [
-        (name, value)
-        for name, value in (
-            ("subscription_id", subscription_id),
-            ("event_type", event_type),
-            ("task_id", task_id),
-        )
-        if value
-    ]
+    params = _list_params(
+        limit, statuses, subscription_id=subscription_id, event_type=event_type, task_id=task_id
+    )
     with _client() as relay:
         items, next_cursor = _pages(relay, "/v1/deliveries", params, cursor, follow_all)
     if as_json:

@@ -15,7 +15,7 @@ import dataclasses
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 FaultName = Literal[
     "fail",
@@ -30,19 +30,7 @@ FaultName = Literal[
     "callback_duplicate",
     "callback_reorder",
 ]
-FAULT_NAMES: tuple[FaultName, ...] = (
-    "fail",
-    "run_lose_answer",
-    "run_96",
-    "run_97",
-    "detail_5xx",
-    "detail_429",
-    "detail_hang",
-    "callback_drop",
-    "callback_delay",
-    "callback_duplicate",
-    "callback_reorder",
-)
+FAULT_NAMES: tuple[FaultName, ...] = get_args(FaultName)
 """Faults that have both ``<name>_rate`` and ``<name>_next`` fields."""
 
 
