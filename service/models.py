@@ -96,6 +96,10 @@ class Observation:
     pexit: str = ""
 
 
+DEADLINE_EXCEEDED = {"code": "deadline_exceeded", "message": "the task did not finish before its deadline"}
+"""The error of a timed-out task, whether the relay marked it or killed it at Wiro."""
+
+
 def observe(
     current: TaskStatus, detail: TaskDetail, *, cancelled_as: TaskStatus | None = None
 ) -> Observation:
@@ -110,6 +114,9 @@ def observe(
         target = cancelled_as
     new_status = target if target is not None and can_move(current, target) else None
     error = None
+    if phase is Phase.CANCELLED and target is TaskStatus.TIMED_OUT:
+        # Killed at its deadline: a time-out says why, as one the relay marks itself does.
+        error = dict(DEADLINE_EXCEEDED)
     if phase is Phase.FAILED:
         message = detail.debug_error.strip() or f"Wiro task ended with status {detail.status}"
         error = {

@@ -7,7 +7,7 @@ beside the views that produce them and checked against real answers by the fuzzi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -225,6 +225,17 @@ def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
+SSE_EVENT: dict[str, Any] = {
+    "description": "One event of the stream: its seq as the id, its type as the event name, and the "
+    "event itself as JSON data.",
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": list(get_args(EventType))},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref(Event)},
+    },
+    "required": ["id", "event", "data"],
+}
 
 
 def document() -> dict[str, Any]:
@@ -287,7 +298,7 @@ def document() -> dict[str, Any]:
                 "operationId": "listTasks",
                 "summary": "Tasks, newest first; metadata.<key>=<value> filters too.",
                 "parameters": task_filters,
-                "responses": {"200": _json(TaskPage, "A page of tasks.")},
+                "responses": {"200": _json(TaskPage, "A page of tasks."), **_errors()},
             },
         },
         "/v1/tasks/summary": {
@@ -438,8 +449,8 @@ def document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "An endless text/event-stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "description": "An endless text/event-stream; comment lines keep it alive.",
+                        "content": {"text/event-stream": {"schema": SSE_EVENT}},
                     },
                     **_errors(),
                 },

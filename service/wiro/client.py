@@ -90,7 +90,7 @@ def _first_error(payload: Any) -> tuple[int | None, str]:
     raw_code = first.get("code")
     try:
         code = int(raw_code) if raw_code is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a code of 1e999 reads as inf
         code = None
     return code, str(first.get("message") or "")
 
@@ -357,7 +357,7 @@ def _no_wiro_answer(response: httpx.Response, payload: Any) -> bool:
 def _decode(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
         return None
 
 

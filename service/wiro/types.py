@@ -2,8 +2,8 @@
 
 Wiro sends every number as a string, omits fields freely and adds new ones without notice, and has
 statuses beyond those it documents. Parsing here never fails on any of that: each view keeps the raw
-mapping it came from, numeric fields become ``None`` when absent or unreadable, and an unknown status
-is classified ``Phase.UNKNOWN`` (keep waiting) rather than raised.
+mapping it came from, numeric fields become ``None`` when absent, unreadable or out of range, and an
+unknown status is classified ``Phase.UNKNOWN`` (keep waiting) rather than raised.
 """
 
 from __future__ import annotations
@@ -77,11 +77,15 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+_NUMBER_LIMIT = 2**63
+"""No id, time, size, duration or cost Wiro sends comes near this; beyond it a number is unreadable
+(``int()`` of ``"1e99999999"`` would compute a hundred million digits, ``float()`` of ``"1e999"`` is
+infinite and not JSON)."""
+
+
 def _int(value: Any) -> int | None:
-    try:
-        return int(Decimal(_str(value).strip()))
-    except (InvalidOperation, ValueError):
-        return None
+    number = _decimal(value)
+    return None if number is None else int(number)
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -92,7 +96,7 @@ def _decimal(value: Any) -> Decimal | None:
         number = Decimal(text)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    return number if number.is_finite() and number.copy_abs() < _NUMBER_LIMIT else None
 
 
 def _float(value: Any) -> float | None:
