@@ -43,6 +43,9 @@ ROUTES = [
 
 
 def _route_template(app: Starlette, scope: Scope) -> str:
+    routed = scope.get("route")  # the router's pick, when the request got that far
+    if routed is not None and routed.matches(scope)[0] is Match.FULL:
+        return str(getattr(routed, "path", "unmatched"))
     for route in app.router.routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
@@ -62,10 +65,10 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         app = self.starlette()
-        request_id = (
-            next((v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-request-id"), None)
-            or f"req_{time.time_ns():x}"
-        )
+        request_id = next((v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-request-id"), "")
+        # Echoed in a response header and logged: only printable ASCII is taken from the client.
+        if not (request_id.isascii() and request_id.isprintable() and request_id.strip()):
+            request_id = f"req_{time.time_ns():x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -129,8 +132,12 @@ def create_app(
         applied = await store.open()
         if applied:
             log.info("migrations_applied", migrations=applied)
+        # One TLS context (the CA bundle read and parsed once) serves Wiro and the subscribers alike:
+        # each one built is a sizeable share of start-up.
+        tls = httpx.create_ssl_context()
         http = httpx.AsyncClient(
             transport=wiro_transport,
+            verify=tls,
             timeout=httpx.Timeout(settings.wiro_timeout_seconds),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             headers={"user-agent": "wiro-relay"},
@@ -148,7 +155,10 @@ def create_app(
         # Deliveries get their own client: the SSRF guard resolves and checks every destination, and
         # nothing a subscriber answers (cookies, redirects) carries over to the next request.
         webhook_http = httpx.AsyncClient(
-            transport=webhook_transport or GuardedTransport(settings.webhook_allow_cidrs),
+            transport=webhook_transport
+            or GuardedTransport(
+                settings.webhook_allow_cidrs, httpx.AsyncHTTPTransport(retries=0, verify=tls)
+            ),
             timeout=httpx.Timeout(settings.webhook_timeout_seconds),
             limits=httpx.Limits(max_connections=settings.webhook_concurrency, max_keepalive_connections=16),
             follow_redirects=False,

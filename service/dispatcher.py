@@ -38,6 +38,18 @@ USER_AGENT = f"wiro-relay/{__version__} (webhooks)"
 EXCERPT_BYTES = 1024
 
 
+async def _head(response: httpx.Response) -> bytes:
+    """The first ``EXCERPT_BYTES`` of an answer's body; the rest is never read."""
+    if response.is_stream_consumed:  # an answer the transport already read whole (a test double's)
+        return response.content[:EXCERPT_BYTES]
+    head = b""
+    async for chunk in response.aiter_raw():
+        head += chunk
+        if len(head) >= EXCERPT_BYTES:
+            break
+    return head[:EXCERPT_BYTES]
+
+
 class Dispatcher:
     """One loop; ``run_once()`` sends what is due and waits for it, ``run(stop)`` loops."""
 
@@ -111,8 +123,22 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery, key: str) -> None:
         structlog.contextvars.bind_contextvars(task_id=delivery.task_id, delivery_id=delivery.id)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._per_sub[key] -= 1
+                if self._per_sub[key] <= 0:
+                    del self._per_sub[key]
+                self.wake.set()  # a slot is free: anything waiting for it may go now
+
         try:
             result = await self._attempt(delivery)
+            # The subscriber is done with: its slot frees now, while the attempt is recorded (the
+            # delivery itself stays in flight, so nothing sends it again before that).
+            release()
             await self._store.record_attempt(delivery.id, result)
             outcome = (
                 "succeeded" if result.succeeded else "failed" if result.next_attempt_at is None else "retry"
@@ -124,10 +150,8 @@ class Dispatcher:
             log.exception("webhook_delivery_crashed")
         finally:
             self._inflight.discard(delivery.id)
-            self._per_sub[key] -= 1
-            if self._per_sub[key] <= 0:
-                del self._per_sub[key]
-            self.wake.set()  # a slot is free: anything waiting for it may go now
+            release()
+            self.wake.set()
 
     async def _secrets(self, delivery: Delivery) -> tuple[list[str] | None, float | None]:
         """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""
@@ -152,24 +176,40 @@ class Dispatcher:
         ).encode()
         headers = signing.headers(secrets, event_id, body, now=self._clock())
         headers["user-agent"] = USER_AGENT
+        headers["accept-encoding"] = "identity"  # the excerpt is read raw: nothing to inflate
         status: int | None = None
         excerpt: str | None = None
         retry_after: float | None = None
         error: str | None = None
+        timeout = self._settings.webhook_timeout_seconds
         try:
-            response = await self._http.post(
-                delivery.url, content=body, headers=headers, follow_redirects=False,
-                timeout=self._settings.webhook_timeout_seconds,
-            )  # fmt: skip
-            status = response.status_code
-            excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
+            # The subscriber's answer is not trusted: the whole attempt has one deadline (httpx's
+            # timeout is per read, which a trickle renews forever), and no more of the body is read
+            # than the excerpt kept.
+            async with (
+                asyncio.timeout(timeout),
+                self._http.stream(
+                    "POST",
+                    delivery.url,
+                    content=body,
+                    headers=headers,
+                    follow_redirects=False,
+                    timeout=timeout,
+                ) as response,
+            ):
+                status = response.status_code
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                excerpt = (await _head(response)).decode("utf-8", "replace")
+        except TimeoutError:
+            error = None if status is not None else f"no answer within {timeout:g} s"
         except SsrfRefused as exc:
             error = f"refused by the SSRF guard: {exc}"
+        except (httpx.InvalidURL, UnicodeError) as exc:  # stored before check_url refused such URLs
+            error = f"the URL cannot be sent: {exc}"[:300]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+        if error is None and status is not None and not 200 <= status < 300:
+            error = f"HTTP {status}"
         duration_ms = (time.perf_counter() - started) * 1000
         return self._judge(
             delivery, at=at, duration_ms=duration_ms, status=status, error=error, excerpt=excerpt,

@@ -27,8 +27,8 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http:// or https:// URL")
-    if any(c in value for c in "\r\n\t "):
-        raise ValueError("must not contain whitespace")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain whitespace or control characters")
     return value
 
 

@@ -11,20 +11,21 @@ import json
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api.errors import error_response
 from service.relay import Relay
 
 log = structlog.get_logger(__name__)
+_RECEIVED = b'{"received":true}'  # the answer to every accepted callback, encoded once
 
 
 def _claimed_status(body: bytes) -> str | None:
     """The status the body claims, if it is readable JSON; only for the record."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(data, dict) and isinstance(data.get("tasklist"), list) and data["tasklist"]:
         data = data["tasklist"][0]
@@ -52,12 +53,14 @@ async def wiro_callback(request: Request) -> Response:
         )  # fmt: skip
     except LookupError:
         relay.metrics.callbacks.labels(outcome="refused").inc()
+        log.warning("callback_refused", reason="unknown_task", task_id=task_id[:64])
         return _not_found()
     relay.metrics.callbacks.labels(outcome="accepted").inc()
-    log.info("callback_received", task_id=task_id, confirm=due, size=len(body))
+    # Said on the request's own log line (one line per callback, not two).
+    structlog.contextvars.bind_contextvars(task_id=task_id, confirm=due, size=len(body))
     if due:
         relay.note_callback()
-    return JSONResponse({"received": True})
+    return Response(_RECEIVED, media_type="application/json")
 
 
 routes = [Route("/callbacks/wiro/{task_id}/{token}", wiro_callback, methods=["POST"])]

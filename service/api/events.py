@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from service.api.errors import ApiError
+from service.api.params import digits
+from service.api.params import limit as limit_param
 from service.models import EVENT_TYPES
 from service.relay import Relay
 from service.store.base import Event
@@ -38,27 +40,24 @@ class EventFilter:
 
 
 def _sequence(name: str, raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    value = digits(raw)
+    if value is None:
         raise ApiError(400, "invalid_parameter", f"{name} must be an event sequence number (0 or more)")
-    return int(raw)
+    return value
 
 
 def event_filter(params: QueryParams, *, default_limit: int = 100) -> EventFilter:
     unknown = set(params) - _PARAMS
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
-    limit_raw = params.get("limit", str(default_limit))
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    limit = limit_param(params.get("limit"), default=default_limit, maximum=MAX_LIMIT)
     types = tuple(
         dict.fromkeys(t.strip() for raw in params.getlist("type") for t in raw.split(",") if t.strip())
     )
     bad = [t for t in types if t not in EVENT_TYPES]
     if bad:
         raise ApiError(400, "invalid_parameter", f"unknown event type {bad[0][:40]!r}")
-    return EventFilter(
-        _sequence("after", params.get("after", "0")), types, params.get("task_id"), int(limit_raw)
-    )
+    return EventFilter(_sequence("after", params.get("after", "0")), types, params.get("task_id"), limit)
 
 
 def event_view(e: Event) -> dict[str, Any]:

@@ -43,9 +43,18 @@ def decode_cursor(raw: str, prefix: str = "task_") -> tuple[float, str]:
     return value, task_id
 
 
+def digits(raw: str) -> int | None:
+    """``raw`` as an integer when it is 1 to 18 ASCII digits, else None. ``str.isdigit`` alone also
+    passes ``"²"`` and other Unicode digits ``int`` refuses, and ``int`` refuses over 4,300 digits."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    return int(raw)
+
+
 def limit(raw: str | None, default: int = 50, maximum: int = 200) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    value = digits(raw)
+    if value is None or not 1 <= value <= maximum:
         raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {maximum}")
-    return int(raw)
+    return value

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.api.bodies import parse_json_object
+from service.api.bodies import BodyTooLarge, parse_json_object
 from service.api.errors import ApiError, validation_error
 from service.api.params import decode_cursor, encode_cursor, limit, timestamp
 from service.api.subscriptions import refuse_destination
@@ -107,11 +107,17 @@ def _conflict(task_id: str) -> ApiError:
     )  # fmt: skip
 
 
-async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, tuple[bytes, str, str] | None]:
+async def _form(request: Request) -> FormData:
     try:
-        form: FormData = await request.form(max_files=1, max_fields=64, max_part_size=64 * 1024)
+        return await request.form(max_files=1, max_fields=64, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise  # the body limit answers 413, not a parse error
     except Exception as exc:  # python-multipart's and Starlette's parse errors have no common base
         raise ApiError(400, "invalid_multipart", f"the multipart body could not be read: {exc}") from None
+
+
+async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, tuple[bytes, str, str] | None]:
+    form = await _form(request)
     try:
         fields: dict[str, Any] = {}
         upload: UploadFile | None = None

@@ -4,6 +4,8 @@ Two checks, because a URL is only a promise about where a request will go:
 
 - at creation (``check_url``): only http and https, a host, no credentials, and a literal address
   (or ``localhost``) outside ``RELAY_WEBHOOK_ALLOW_CIDRS`` refused at once, with a clear error;
+  the C library's other spellings of an IPv4 address (``2130706433``, ``0x7f.1``, ``127.1``) are
+  literal addresses too;
 - at send time (``GuardedTransport``): the host name is resolved, *every* address it resolves to is
   checked, and the connection goes to the checked address itself (the Host header and TLS SNI keep
   the name). A name that resolves to a public address when the subscription is made and to
@@ -12,14 +14,16 @@ Two checks, because a URL is only a promise about where a request will go:
 
 Refused unless allowed: everything that is not globally routable (private, loopback, link-local
 with the cloud metadata address, CGNAT 100.64/10, unspecified, reserved, IPv6 loopback and
-unique-local fc00::/7, documentation ranges) and multicast. IPv4-mapped IPv6 addresses are judged
-as the IPv4 address they carry.
+unique-local fc00::/7, documentation ranges), reserved IPv6 ranges (IPv4-compatible ::a.b.c.d
+among them) and multicast. IPv6 addresses that carry an IPv4 address and reach it (IPv4-mapped,
+NAT64 64:ff9b::/96, 6to4 2002::/16) are judged as the IPv4 address they carry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
@@ -32,6 +36,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESOLVE_TIMEOUT_SECONDS = 5.0
 ALLOW_HINT = "see RELAY_WEBHOOK_ALLOW_CIDRS"
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# What the C library (and so the resolver) also reads as an IPv4 address: 1 to 4 parts, each decimal,
+# octal (leading 0) or hex (0x): 2130706433, 0x7f.1, 017700000001, 127.1 are all 127.0.0.1.
+_IPV4_SPELLING = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
 
 
 class SsrfRefused(httpx.TransportError):
@@ -39,8 +47,14 @@ class SsrfRefused(httpx.TransportError):
 
 
 def _unmapped(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    """The IPv4 address an IPv6 one carries and reaches (mapped, NAT64, 6to4), else the address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if address.sixtofour is not None:
+            return address.sixtofour
     return address
 
 
@@ -48,14 +62,22 @@ def address_allowed(address: Address, allow: Iterable[Network] = ()) -> bool:
     address = _unmapped(address)
     if any(address in net for net in allow):
         return True
-    return address.is_global and not address.is_multicast
+    # Reserved IPv6 ranges (IPv4-compatible ::a.b.c.d, SIIT, local-use NAT64) count as global in
+    # some Python versions; none of them is a place a webhook lives.
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 def _literal(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
-        return None
+        pass
+    if _IPV4_SPELLING.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def check_url(url: str, allow: Iterable[Network] = ()) -> str | None:
@@ -69,6 +91,10 @@ def check_url(url: str, allow: Iterable[Network] = ()) -> str | None:
         return f"not a valid URL: {exc}"
     if parts.scheme not in ("http", "https"):
         return "only http and https URLs are accepted"
+    try:
+        httpx.Request("POST", url)  # as the dispatcher builds it: a URL it cannot send is refused now
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        return f"not a URL the relay can send to: {exc}"[:200]
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return "the URL has no host"
