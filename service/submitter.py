@@ -74,11 +74,15 @@ class Submitter:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before the pass: a task accepted while it runs wakes the next one.
+            self.wake.clear()
+            acted = 0
             try:
-                await self.run_once()
+                acted = await self.run_once()
             except Exception:
                 log.exception("submitter_pass_failed")
-            self.wake.clear()
+            if acted >= _LIST_PAGE:
+                continue  # a full page was sent: more may be due now, so no sleep
             waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(
                 waiters, timeout=self._settings.loop_interval_seconds, return_when=asyncio.FIRST_COMPLETED
@@ -93,7 +97,11 @@ class Submitter:
         cap = self._settings.max_in_flight
         room = cap - await self._store.in_flight_count() if cap else _LIST_PAGE
         acted = 0
-        for job in await self._store.due_submissions(now, limit=_LIST_PAGE):
+        # With no room, only the tasks whose Run may have reached Wiro can move: they are read on
+        # their own, or a queue of older plain tasks would hide them, and the slots they hold would
+        # never free.
+        jobs = await self._store.due_submissions(now, limit=_LIST_PAGE, marked_only=room <= 0)
+        for job in jobs:
             structlog.contextvars.bind_contextvars(task_id=job.task.id)
             try:
                 if job.run_started_at is not None:

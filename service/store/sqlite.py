@@ -3,6 +3,7 @@ entry, its event and the event's deliveries commit together or not at all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from service.store.base import (
     TaskNotFound,
     TaskQuery,
 )
-from service.store.sqlite_base import SqliteBase, dumps
+from service.store.sqlite_base import PendingCallback, SqliteBase, dumps, fetch_all, fetch_one
 from service.store.sqlite_webhooks import WebhookQueries
 from service.views import task_view
 from service.wiro.types import RunResult
@@ -32,6 +33,8 @@ _TASK_COLUMNS = (
     "submitted_at, completed_at, cancel_requested"
 )
 _LIVE = "('queued', 'submitted', 'running')"
+_CALLBACK_BATCH = 500
+"""Most callbacks in one group commit (well under SQLite's limit on bound parameters)."""
 _AT_WIRO = "('submitted', 'running')"
 
 
@@ -66,8 +69,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
 
     @staticmethod
     async def _load(db: aiosqlite.Connection, task_id: str) -> Task | None:
-        async with db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(db, f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return _task(row) if row else None
 
     @staticmethod
@@ -166,7 +168,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
         if query.created_after is not None:
             where.append("t.created_at >= ?")
             args.append(query.created_after)
-        if query.created_before is not None:
+        if query.created_before is not None and query.after is None:
             where.append("t.created_at < ?")
             args.append(query.created_before)
         for key, value in query.metadata:
@@ -175,9 +177,15 @@ class SqliteStore(WebhookQueries, SqliteBase):
             )
             args.extend((key, value))
         if query.after is not None:
-            # Keyset pagination: the same index range scan at any depth, stable under inserts.
-            where.append("(t.created_at < ? OR (t.created_at = ? AND t.id < ?))")
-            args.extend((query.after[0], query.after[0], query.after[1]))
+            # Keyset pagination, stable under inserts. A row-value bound is where SQLite starts the
+            # index range, so a page costs the same at any depth (an OR of two comparisons is only a
+            # filter: every row above the cursor would be stepped over). created_before is the bound
+            # (created_before, ''), under which no id sorts: the tighter of the two is the one bound.
+            bound = query.after
+            if query.created_before is not None:
+                bound = min(bound, (query.created_before, ""))
+            where.append("(t.created_at, t.id) < (?, ?)")
+            args.extend(bound)
         sql = f"SELECT {', '.join('t.' + c.strip() for c in _TASK_COLUMNS.split(','))} FROM tasks t"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -236,20 +244,32 @@ class SqliteStore(WebhookQueries, SqliteBase):
     # -- the submitter -------------------------------------------------------------------------
 
     async def in_flight_count(self) -> int:
+        # Two counts, each answered from an index alone (tasks_by_status_created and
+        # tasks_run_in_flight): a long queue of tasks waiting for room costs nothing here.
         async with self._r.execute(
-            f"SELECT COUNT(*) FROM tasks WHERE status IN {_AT_WIRO} "
-            "OR (status = 'queued' AND run_started_at IS NOT NULL)"
+            f"SELECT (SELECT COUNT(*) FROM tasks WHERE status IN {_AT_WIRO}) + "
+            "(SELECT COUNT(*) FROM tasks WHERE status = 'queued' AND run_started_at IS NOT NULL)"
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def due_submissions(self, now: float, limit: int) -> list[SubmitJob]:
-        async with self._r.execute(
-            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses FROM tasks "
-            "WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+    async def due_submissions(self, now: float, limit: int, *, marked_only: bool = False) -> list[SubmitJob]:
+        # The loops' queries name the partial index made for each: without planner statistics SQLite
+        # would take tasks_by_status_created (status=?) and sort every live task on every pass.
+        # INDEXED BY keeps the plan, and fails loudly should the index ever go. The marked tasks
+        # (a Run may have reached Wiro) are a handful, read from their own index and sorted here.
+        index, marked = (
+            ("tasks_run_in_flight", "AND run_started_at IS NOT NULL ")
+            if marked_only
+            else ("tasks_submit_due", "")
+        )
+        rows = await fetch_all(
+            self._r,
+            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses "
+            f"FROM tasks INDEXED BY {index} WHERE status = 'queued' {marked}"
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
             (now, limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [
             SubmitJob(_task(r), r["submit_attempts"], r["run_started_at"], r["reconcile_misses"])
             for r in rows
@@ -362,29 +382,79 @@ class SqliteStore(WebhookQueries, SqliteBase):
     async def record_callback(
         self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
     ) -> bool:
-        async with self._tx() as db:
-            async with db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)) as cur:
-                if await cur.fetchone() is None:
-                    raise TaskNotFound(task_id)
-            await db.execute(
+        """Keep a callback; True when it made its task's next look due. Returns once committed.
+
+        Callbacks that arrive while the writer is busy are committed together, in one transaction
+        (a group commit): each is as durable as if it had its own, and a burst costs one commit
+        instead of one per callback.
+        """
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._callback_queue.append(PendingCallback(task_id, at, content_type, body, claimed_status, done))
+        if self._callback_writer is None or self._callback_writer.done():
+            self._callback_writer = asyncio.create_task(self._write_callbacks())
+        return await done
+
+    async def _write_callbacks(self) -> None:
+        while self._callback_queue:
+            batch: list[PendingCallback] = []
+            try:
+                async with self._tx() as db:
+                    # Taken once the write lock is held, so whatever queued meanwhile joins in.
+                    batch = self._callback_queue[:_CALLBACK_BATCH]
+                    del self._callback_queue[:_CALLBACK_BATCH]
+                    live = await self._insert_callbacks(db, batch)
+            except Exception as exc:
+                if not batch:  # the transaction could not even begin: fail those it was for
+                    batch = self._callback_queue[:]
+                    self._callback_queue.clear()
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                continue
+            except BaseException:
+                for pending in [*batch, *self._callback_queue]:
+                    pending.done.cancel()
+                self._callback_queue.clear()
+                raise
+            for pending in batch:
+                if pending.done.done():
+                    continue
+                if pending.task_id in live:
+                    pending.done.set_result(live[pending.task_id])
+                else:
+                    pending.done.set_exception(TaskNotFound(pending.task_id))
+
+    @staticmethod
+    async def _insert_callbacks(db: aiosqlite.Connection, batch: list[PendingCallback]) -> dict[str, bool]:
+        """Insert the callbacks of known tasks; make live ones due. {task id: due} for known tasks."""
+        ids = sorted({p.task_id for p in batch})
+        rows = await db.execute_fetchall(
+            f"SELECT id, status IN {_AT_WIRO} FROM tasks WHERE id IN ({', '.join('?' for _ in ids)})", ids
+        )
+        live = {row[0]: bool(row[1]) for row in rows}
+        kept = [p for p in batch if p.task_id in live]
+        if kept:
+            await db.executemany(
                 "INSERT INTO callbacks (task_id, received_at, content_type, body, claimed_status) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (task_id, at, content_type, body, claimed_status),
+                [(p.task_id, p.at, p.content_type, p.body, p.claimed_status) for p in kept],
             )
-            cur = await db.execute(
+        due = [(p.at, p.at, p.task_id) for p in kept if live[p.task_id]]
+        if due:
+            await db.executemany(
                 f"UPDATE tasks SET last_callback_at = ?, poll_at = ? WHERE id = ? AND status IN {_AT_WIRO}",
-                (at, at, task_id),
+                due,
             )
-            return cur.rowcount > 0
+        return live
 
     async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]:
-        async with self._r.execute(
+        rows = await fetch_all(
+            self._r,
             "SELECT id, wiro_task_id, status, poll_attempts, submitted_at, deadline_at, last_callback_at, "
-            f"last_detail_at, cancel_requested FROM tasks WHERE status IN {_AT_WIRO} AND poll_at <= ? "
-            "ORDER BY poll_at LIMIT ?",
+            "last_detail_at, cancel_requested FROM tasks INDEXED BY tasks_poll_due "
+            f"WHERE status IN {_AT_WIRO} AND poll_at <= ? ORDER BY poll_at LIMIT ?",
             (now, limit + len(exclude)),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         jobs = [
             PollJob(
                 task_id=r["id"],
@@ -422,8 +492,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
         because Wiro may have moved on since the detail was read.
         """
         async with self._tx() as db:
-            async with db.execute("SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,)) as cur:
-                row = await cur.fetchone()
+            row = await fetch_one(db, "SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,))
             if row is None:
                 return None
             status = TaskStatus(row["status"])
@@ -434,6 +503,11 @@ class SqliteStore(WebhookQueries, SqliteBase):
             new = observation.new_status
             if new is not None and not can_move(status, new):
                 new = None
+            if status.terminal:
+                # A finished task is final: what Wiro says of it now (a stale status, say) is in the
+                # timeline above and changes nothing on the task itself.
+                await db.execute("UPDATE tasks SET poll_at = NULL WHERE id = ?", (task_id,))
+                return None
             terminal = new is not None and new.terminal
             await db.execute(
                 "UPDATE tasks SET wiro_status = CASE WHEN ? = '' THEN wiro_status ELSE ? END, "
@@ -443,7 +517,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "WHERE id = ?",
                 (
                     observation.wiro_status, observation.wiro_status, at, poll_attempts,
-                    terminal or status.terminal, at, next_poll_at, task_id,
+                    terminal, at, next_poll_at, task_id,
                 ),
             )  # fmt: skip
             if new is None:
@@ -464,12 +538,13 @@ class SqliteStore(WebhookQueries, SqliteBase):
             return await self._event(db, task_id, at)
 
     async def due_deadlines(self, now: float, limit: int) -> list[Task]:
-        async with self._r.execute(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status IN {_LIVE} AND deadline_at <= ? "
-            "ORDER BY deadline_at LIMIT ?",
+        rows = await fetch_all(
+            self._r,
+            f"SELECT {_TASK_COLUMNS} FROM tasks INDEXED BY tasks_deadline "
+            f"WHERE status IN {_LIVE} AND deadline_at <= ? ORDER BY deadline_at LIMIT ?",
             (now, limit),
-        ) as cur:
-            return [_task(r) for r in await cur.fetchall()]
+        )
+        return [_task(r) for r in rows]
 
     # -- events --------------------------------------------------------------------------------
 

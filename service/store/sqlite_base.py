@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,29 @@ from service.store import migrate
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def fetch_all(db: aiosqlite.Connection, sql: str, params: Any = ()) -> list[aiosqlite.Row]:
+    """Every row of a query in one round trip to the connection's thread (a cursor takes three)."""
+    return list(await db.execute_fetchall(sql, params))
+
+
+async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> aiosqlite.Row | None:
+    """The first row of a query (or None), in one round trip."""
+    rows = await fetch_all(db, sql, params)
+    return rows[0] if rows else None
+
+
+@dataclass(slots=True)
+class PendingCallback:
+    """A received callback waiting for its group commit; ``done`` resolves once it is committed."""
+
+    task_id: str
+    at: float
+    content_type: str | None
+    body: bytes
+    claimed_status: str | None
+    done: asyncio.Future[bool]
 
 
 class SqliteBase:
@@ -46,6 +70,10 @@ class SqliteBase:
         self._write_lock = asyncio.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._wrote_events = False
+        # Callbacks waiting for the next group commit, and the task that writes them (see
+        # ``SqliteStore.record_callback``).
+        self._callback_queue: list[PendingCallback] = []
+        self._callback_writer: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -68,6 +96,8 @@ class SqliteBase:
         return applied
 
     async def close(self) -> None:
+        if self._callback_writer is not None:  # callbacks being committed finish first
+            await asyncio.gather(self._callback_writer, return_exceptions=True)
         for db in (self._reader, self._writer):
             if db is not None:
                 await db.close()

@@ -15,7 +15,7 @@ import aiosqlite
 
 from service.models import Task, new_id
 from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
-from service.store.sqlite_base import SqliteBase, dumps
+from service.store.sqlite_base import SqliteBase, dumps, fetch_all, fetch_one
 
 _SUB_COLUMNS = (
     "id, url, event_types_json, metadata_filter_json, description, enabled, disabled_reason, secret, "
@@ -58,8 +58,8 @@ class WebhookQueries(SqliteBase):
     async def _fan_out(
         self, db: aiosqlite.Connection, seq: int, event_type: str, task: Task, at: float
     ) -> None:
-        async with db.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1") as cur:
-            subscriptions = [_subscription(r) for r in await cur.fetchall()]
+        rows = await fetch_all(db, f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1")
+        subscriptions = [_subscription(r) for r in rows]
         targets: list[tuple[str | None, str]] = [
             (s.id, s.url) for s in subscriptions if s.matches(event_type, task.metadata)
         ]
@@ -101,10 +101,7 @@ class WebhookQueries(SqliteBase):
         return sub
 
     async def get_subscription(self, sub_id: str) -> Subscription | None:
-        async with self._r.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (sub_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self._r, f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (sub_id,))
         return _subscription(row) if row else None
 
     async def list_subscriptions(self) -> list[Subscription]:
@@ -158,13 +155,13 @@ class WebhookQueries(SqliteBase):
     # -- the dispatcher ------------------------------------------------------------------------
 
     async def due_deliveries(self, now: float, limit: int, exclude: frozenset[str]) -> list[Delivery]:
-        async with self._r.execute(
+        rows = await fetch_all(
+            self._r,
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.event_seq "
             "LIMIT ?",
             (now, limit + len(exclude)),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [d for d in (_delivery(r) for r in rows) if d.id not in exclude][:limit]
 
     async def next_delivery_at(self) -> float | None:
@@ -176,10 +173,8 @@ class WebhookQueries(SqliteBase):
 
     async def event_payload(self, seq: int) -> tuple[str, str, float, dict[str, Any]] | None:
         """(event id, type, created_at, data) of one event."""
-        async with self._r.execute(
-            "SELECT id, type, created_at, data_json FROM events WHERE seq = ?", (seq,)
-        ) as cur:
-            row = await cur.fetchone()
+        sql = "SELECT id, type, created_at, data_json FROM events WHERE seq = ?"
+        row = await fetch_one(self._r, sql, (seq,))
         return (row[0], row[1], row[2], json.loads(row[3])) if row else None
 
     async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None:
@@ -219,10 +214,7 @@ class WebhookQueries(SqliteBase):
                     delivery_id,
                 ),
             )
-            async with db.execute(
-                "SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = await fetch_one(db, "SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,))
             sub_id = row[0] if row else None
             if sub_id is None:
                 return

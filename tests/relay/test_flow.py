@@ -204,6 +204,27 @@ async def test_a_run_whose_answer_is_lost_is_reconciled_not_repeated(stack: Stac
         assert "reconcile" in {e["source"] for e in done["timeline"]}
 
 
+async def test_a_full_queue_does_not_hide_the_run_it_must_reconcile(stack: StackFactory) -> None:
+    # One slot, held by a task whose Run got no answer; then more plain tasks than a submitter pass
+    # reads, all due before the reconcile is. The reconcile must still happen, and free the slot.
+    async with stack(wiro_timeout_seconds=0.5, max_in_flight=1, reconcile_delay_seconds=3.0) as s:
+        await s.faults(run_lose_answer_next=1, run_lose_answer_hang_seconds=1.0)
+        first = await s.submit()
+        await s.wait_until(lambda: _run_unanswered(s, first["id"]))
+        queued = [await s.submit() for _ in range(55)]
+        done = await s.wait_for(first["id"], ["submitted", "running", "succeeded"], within=20)
+        assert "reconcile" in {e["source"] for e in done["timeline"]}
+        await s.wait_for(queued[0]["id"], ["submitted", "running", "succeeded"], within=20)
+        counters = await s.counters()
+        assert counters["endpoints"]["Run"] >= 2
+        assert len(counters["tasks"]) == counters["endpoints"]["Run"]  # no Run was sent twice
+
+
+async def _run_unanswered(s: Stack, task_id: str) -> bool:
+    task = await s.task(task_id)
+    return any("reconciling" in (e["note"] or "") for e in task["timeline"])
+
+
 async def test_metrics_count_callbacks_and_wiro_calls(stack: StackFactory) -> None:
     async with stack() as s:
         await s.wait_for((await s.submit())["id"])

@@ -181,5 +181,9 @@ CREATE INDEX tasks_deadline ON tasks (deadline_at) WHERE status IN ('queued', 's
 -- index tasks_poll_due
 CREATE INDEX tasks_poll_due ON tasks (poll_at) WHERE status IN ('submitted', 'running');
 
+-- index tasks_run_in_flight
+CREATE INDEX tasks_run_in_flight ON tasks (status, run_started_at)
+    WHERE status = 'queued' AND run_started_at IS NOT NULL;
+
 -- index tasks_submit_due
 CREATE INDEX tasks_submit_due ON tasks (next_attempt_at) WHERE status = 'queued';

@@ -220,6 +220,8 @@ async def test_observations_only_move_forward_and_write_one_event_each(store: Sq
     final = await store.get_task(task_id, timeline=True)
     assert final is not None
     assert final.timeline is not None
+    # The stale status is in the timeline only: the finished task keeps what it finished with.
+    assert (final.wiro_status, final.updated_at) == ("task_postprocess_end", 1200.0)
     seen = [(e["source"], e["wiro_status"]) for e in final.timeline if e["wiro_status"]]
     assert seen == [("poll", "task_start"), ("callback", "task_postprocess_end"), ("poll", "task_cancel")]
     assert await store.due_polls(10_000.0, 10, frozenset()) == []
