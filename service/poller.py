@@ -18,7 +18,7 @@ from collections.abc import Callable
 import structlog
 
 from service.config import Settings
-from service.models import Observation, Source, Task, TaskStatus, observe
+from service.models import DEADLINE_EXCEEDED, Observation, Source, Task, TaskStatus, observe
 from service.schedule import backoff
 from service.store.base import PollJob, Store
 from service.wiro.client import WiroClient
@@ -43,6 +43,8 @@ class Poller:
         self._limit = asyncio.Semaphore(max(1, settings.poll_concurrency))
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._backlog = False
+        self._deadlines_at = float("-inf")
         self.wake = asyncio.Event()
         self.last_pass_at: float | None = None
         self.on_look: Callable[[str, str], None] = lambda source, outcome: None
@@ -51,11 +53,12 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
+                # Cleared before the pass: a callback that arrives while it runs wakes the next one.
+                self.wake.clear()
                 try:
                     await self._pass()
                 except Exception:
                     log.exception("poller_pass_failed")
-                self.wake.clear()
                 waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
                 await asyncio.wait(
                     waiters, timeout=self._settings.loop_interval_seconds, return_when=asyncio.FIRST_COMPLETED
@@ -78,13 +81,18 @@ class Poller:
     async def _pass(self) -> int:
         now = self._clock()
         self.last_pass_at = now
-        for task in await self._store.due_deadlines(now, limit=50):
-            if task.id not in self._inflight:
-                await self._expire(task)
+        # Deadlines are hours long: one look per loop interval is enough, however often callbacks
+        # wake the loop.
+        if now - self._deadlines_at >= self._settings.loop_interval_seconds:
+            self._deadlines_at = now
+            for task in await self._store.due_deadlines(now, limit=50):
+                if task.id not in self._inflight:
+                    await self._expire(task)
         room = max(1, self._settings.poll_concurrency) * 2 - len(self._inflight)
         if room <= 0:
             return 0
         jobs = await self._store.due_polls(now, limit=room, exclude=frozenset(self._inflight))
+        self._backlog = len(jobs) >= room  # more may be due: a look that ends makes room for them
         for job in jobs:
             self._inflight.add(job.task_id)
             look = asyncio.create_task(self._look(job))
@@ -105,6 +113,8 @@ class Poller:
             log.exception("poll_failed")
         finally:
             self._inflight.discard(job.task_id)
+            if self._backlog:
+                self.wake.set()
 
     async def _look_now(self, job: PollJob) -> None:
         source = Source.CALLBACK if job.after_callback else Source.POLL
@@ -187,7 +197,7 @@ class Poller:
                     return
             await self._store.finish(
                 task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE,
-                error={"code": "deadline_exceeded", "message": "the task did not finish before its deadline"},
+                error=dict(DEADLINE_EXCEEDED),
             )  # fmt: skip
             log.info("task_timed_out")
         finally:

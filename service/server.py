@@ -19,6 +19,7 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from service.app import create_app
 from service.config import Settings
@@ -42,9 +43,9 @@ class RelayServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: Settings) -> None:
-    app = create_app(settings)
-    config = uvicorn.Config(
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """The uvicorn settings the relay is served with (the benchmarks' baselines are served with them too)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -55,4 +56,8 @@ def serve(settings: Settings) -> None:
         ws="none",
         lifespan="on",
     )
-    RelayServer(config, app).run()
+
+
+def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    RelayServer(uvicorn_config(app, settings), app).run()

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.models import TaskStatus
-from service.openapi import document
 from service.relay import Relay
 
-OPENAPI = document()
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, built when first asked for: building it (its module's response models,
+    then every schema) is a sizeable share of start-up, and most processes never serve it."""
+    from service.openapi import document  # noqa: PLC0415 - deferred for start-up, as above
+
+    return document()
+
+
+def __getattr__(name: str) -> Any:
+    """``OPENAPI``, the document, for importers of this module; built on first access."""
+    if name == "OPENAPI":
+        return openapi_document()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def healthz(_: Request) -> Response:
@@ -44,7 +60,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def openapi(_: Request) -> Response:
-    return JSONResponse(OPENAPI)
+    return JSONResponse(openapi_document())
 
 
 routes = [
