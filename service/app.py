@@ -32,12 +32,13 @@ from service.wiro.client import WiroClient
 log = structlog.get_logger(__name__)
 
 JSON_BODY_LIMIT = 256 * 1024
+# Wiro's callbacks first: they are the busiest requests, and the router tries routes in order.
 ROUTES = [
+    *callbacks.routes,
     *tasks.routes,
     *subscriptions.routes,
     *deliveries.routes,
     *events.routes,
-    *callbacks.routes,
     *ops.routes,
 ]
 

@@ -7,6 +7,7 @@ rendering, wherever they come from.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -17,10 +18,16 @@ import structlog
 _SECRET_KEYS = ("secret", "token", "password", "api_key", "apikey", "authorization", "signature")
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret(key: str) -> bool:
+    """Whether a log field's name says it holds a secret (the names are few: each is judged once)."""
+    lowered = key.lower()
+    return any(s in lowered for s in _SECRET_KEYS)
+
+
 def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        lowered = key.lower()
-        if any(s in lowered for s in _SECRET_KEYS) and event[key] not in (None, ""):
+        if _is_secret(key) and event[key] not in (None, ""):
             event[key] = "***"
     return event
 
