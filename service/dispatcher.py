@@ -26,6 +26,7 @@ import structlog
 
 from service import __version__
 from service.config import Settings
+from service.schedule import nap
 from service.store.base import AttemptResult, Delivery, Store
 from service.views import rfc3339
 from service.webhooks import signing
@@ -72,6 +73,7 @@ class Dispatcher:
         self._inflight: set[str] = set()
         self._per_sub: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting = False
         self.wake = asyncio.Event()
         self.last_pass_at: float | None = None
         self.observe: Callable[[str, float], None] = lambda outcome, seconds: None
@@ -84,11 +86,7 @@ class Dispatcher:
                     await self._pass()
                 except Exception:
                     log.exception("dispatcher_pass_failed")
-                timeout = self._settings.loop_interval_seconds
-                waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+                await nap(self.wake, stop, self._settings.loop_interval_seconds)
         finally:
             await self.drain()
 
@@ -107,11 +105,18 @@ class Dispatcher:
         self.last_pass_at = now
         room = self._settings.webhook_concurrency - len(self._inflight)
         if room <= 0:
+            self._waiting = True
             return 0
         started = 0
-        for delivery in await self._store.due_deliveries(now, room * 2, frozenset(self._inflight)):
+        due = await self._store.due_deliveries(now, room * 2, frozenset(self._inflight))
+        # More may be due than this pass read, or some wait for a slot: an attempt that ends (and
+        # frees one) wakes the loop then. Otherwise it does not: a pass per ended attempt would
+        # read the queue again for nothing.
+        self._waiting = len(due) >= room * 2
+        for delivery in due:
             key = delivery.subscription_id or f"url:{delivery.url}"
             if self._per_sub[key] >= self._settings.webhook_per_subscription or started >= room:
+                self._waiting = True
                 continue
             self._per_sub[key] += 1
             self._inflight.add(delivery.id)
@@ -132,7 +137,8 @@ class Dispatcher:
                 self._per_sub[key] -= 1
                 if self._per_sub[key] <= 0:
                     del self._per_sub[key]
-                self.wake.set()  # a slot is free: anything waiting for it may go now
+                if self._waiting:
+                    self.wake.set()  # a slot is free: what waits for it may go now
 
         try:
             result = await self._attempt(delivery)
@@ -151,7 +157,6 @@ class Dispatcher:
         finally:
             self._inflight.discard(delivery.id)
             release()
-            self.wake.set()
 
     async def _secrets(self, delivery: Delivery) -> tuple[list[str] | None, float | None]:
         """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""

@@ -19,7 +19,7 @@ import structlog
 
 from service.config import Settings
 from service.models import DEADLINE_EXCEEDED, Observation, Source, Task, TaskStatus, observe
-from service.schedule import backoff
+from service.schedule import backoff, nap
 from service.store.base import PollJob, Store
 from service.wiro.client import WiroClient
 from service.wiro.errors import WiroError, WiroNotFound
@@ -59,12 +59,7 @@ class Poller:
                     await self._pass()
                 except Exception:
                     log.exception("poller_pass_failed")
-                waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(
-                    waiters, timeout=self._settings.loop_interval_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in waiters:
-                    waiter.cancel()
+                await nap(self.wake, stop, self._settings.loop_interval_seconds)
         finally:
             await self.drain()
 
@@ -119,7 +114,7 @@ class Poller:
     async def _look_now(self, job: PollJob) -> None:
         source = Source.CALLBACK if job.after_callback else Source.POLL
         attempts = job.poll_attempts + 1
-        await self._store.note_detail_started(job.task_id, self._clock())
+        looked_at = self._clock()
         try:
             detail = await self._wiro.task_detail(task_id=job.wiro_task_id)
         except WiroError as exc:
@@ -127,13 +122,13 @@ class Poller:
             log.info("poll_failed", error=type(exc).__name__, message=exc.message, attempts=attempts)
             await self._store.apply_observation(
                 job.task_id, _NOTHING, source=source, at=self._clock(),
-                next_poll_at=self._next_poll(attempts), poll_attempts=attempts,
+                next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
             )  # fmt: skip
             return
         self.on_look(source.value, "ok")
         changed = await self._store.apply_observation(
             job.task_id, observe(job.status, detail), source=source, at=self._clock(),
-            next_poll_at=self._next_poll(attempts), poll_attempts=attempts,
+            next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
         )  # fmt: skip
         log.info("task_looked_at", source=source.value, wiro_status=detail.status,
                  status=changed.status.value if changed else job.status.value)  # fmt: skip

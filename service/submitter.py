@@ -19,7 +19,7 @@ import structlog
 
 from service.config import Settings
 from service.models import Source, TaskStatus
-from service.schedule import backoff, poll_after_seconds
+from service.schedule import backoff, nap, poll_after_seconds
 from service.store.base import Store, SubmitJob
 from service.tokens import CallbackTokens
 from service.wiro.client import WiroClient
@@ -83,12 +83,7 @@ class Submitter:
                 log.exception("submitter_pass_failed")
             if acted >= _LIST_PAGE:
                 continue  # a full page was sent: more may be due now, so no sleep
-            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(
-                waiters, timeout=self._settings.loop_interval_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters:
-                waiter.cancel()
+            await nap(self.wake, stop, self._settings.loop_interval_seconds)
 
     async def run_once(self) -> int:
         """One pass over the due queued tasks; returns how many were acted on."""

@@ -472,10 +472,6 @@ class SqliteStore(WebhookQueries, SqliteBase):
         ]
         return jobs[:limit]
 
-    async def note_detail_started(self, task_id: str, at: float) -> None:
-        async with self._tx() as db:
-            await db.execute("UPDATE tasks SET last_detail_at = ? WHERE id = ?", (at, task_id))
-
     async def apply_observation(
         self,
         task_id: str,
@@ -485,11 +481,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
         at: float,
         next_poll_at: float | None,
         poll_attempts: int | None = None,
+        looked_at: float | None = None,
     ) -> Task | None:
         """Record what Wiro said; move the task if that is a forward step; schedule the next look.
 
-        A callback that arrived while this look was in flight makes the next look due at once,
-        because Wiro may have moved on since the detail was read.
+        ``looked_at`` is when the Task/Detail call this answers was made: a callback that arrived
+        since makes the next look due at once, because Wiro may have moved on since the detail was
+        read. (It is recorded here, with the answer, not in a transaction of its own before the call:
+        the task is the poller's alone while the look is in flight.)
         """
         async with self._tx() as db:
             row = await fetch_one(db, "SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,))
@@ -506,18 +505,23 @@ class SqliteStore(WebhookQueries, SqliteBase):
             if status.terminal:
                 # A finished task is final: what Wiro says of it now (a stale status, say) is in the
                 # timeline above and changes nothing on the task itself.
-                await db.execute("UPDATE tasks SET poll_at = NULL WHERE id = ?", (task_id,))
+                await db.execute(
+                    "UPDATE tasks SET poll_at = NULL, last_detail_at = COALESCE(?, last_detail_at) "
+                    "WHERE id = ?",
+                    (looked_at, task_id),
+                )
                 return None
             terminal = new is not None and new.terminal
             await db.execute(
                 "UPDATE tasks SET wiro_status = CASE WHEN ? = '' THEN wiro_status ELSE ? END, "
                 "updated_at = ?, poll_attempts = COALESCE(?, poll_attempts), "
+                "last_detail_at = COALESCE(?, last_detail_at), "
                 "poll_at = CASE WHEN ? THEN NULL "
-                "  WHEN last_callback_at > COALESCE(last_detail_at, 0) THEN ? ELSE ? END "
+                "  WHEN last_callback_at > COALESCE(?, last_detail_at, 0) THEN ? ELSE ? END "
                 "WHERE id = ?",
                 (
-                    observation.wiro_status, observation.wiro_status, at, poll_attempts,
-                    terminal, at, next_poll_at, task_id,
+                    observation.wiro_status, observation.wiro_status, at, poll_attempts, looked_at,
+                    terminal, looked_at, at, next_poll_at, task_id,
                 ),
             )  # fmt: skip
             if new is None:

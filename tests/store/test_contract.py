@@ -186,6 +186,26 @@ async def test_callbacks_are_kept_and_make_only_live_tasks_due(store: SqliteStor
         assert db.execute("SELECT COUNT(*) FROM callbacks").fetchone()[0] == 2
 
 
+async def test_a_callback_during_a_look_makes_the_next_look_due_at_once(store: SqliteStore) -> None:
+    task_id = await submitted(store)
+    running = Observation("task_start", TaskStatus.RUNNING)
+    # A callback before the look started: the look answered it, so the next one waits its turn.
+    await store.record_callback(task_id, at=1050.0, content_type=None, body=b"{}", claimed_status=None)
+    await store.apply_observation(
+        task_id, running, source=Source.CALLBACK, at=1061.0, next_poll_at=1200.0, looked_at=1060.0
+    )
+    assert await store.due_polls(1199.0, 10, frozenset()) == []
+    (job,) = await store.due_polls(1200.0, 10, frozenset())
+    assert not job.after_callback
+    # A callback while the look was in flight: Wiro may have moved on since, so look again now.
+    await store.record_callback(task_id, at=1301.0, content_type=None, body=b"{}", claimed_status=None)
+    await store.apply_observation(
+        task_id, running, source=Source.POLL, at=1302.0, next_poll_at=1500.0, looked_at=1300.0
+    )
+    (job,) = await store.due_polls(1302.0, 10, frozenset())
+    assert job.after_callback
+
+
 async def test_observations_only_move_forward_and_write_one_event_each(store: SqliteStore) -> None:
     task_id = await submitted(store)
     running = Observation("task_start", TaskStatus.RUNNING)
