@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -125,6 +125,11 @@ class WiroApi:
         except BodyError:
             emulator.counters.call(endpoint, "invalid_body")
             return refusal(0, INVALID_BODY)
+        except ClientDisconnect:
+            # The caller hung up before its request was whole (a client killed mid-call): nothing
+            # was asked, so nothing is done or counted, and there is nobody to answer.
+            log.info("wiro_client_gone", endpoint=endpoint)
+            return Response(status_code=400)
         reply = await handler(request, body)
         emulator.counters.call(endpoint, reply.outcome, reply.task_id)
         return reply.response
