@@ -400,8 +400,7 @@ middleware and router altogether (no change beyond the rounds' noise); `RELAY_LO
 no request log line (about 15 % faster); a store that keeps nothing, no SQLite at all (still under
 0.33 of the bare rate). The 0.5 target is not met: a durable,
 logged and metered acknowledgement costs more than twice a bare one in CPython, and the relay is
-one process by design (SQLite has one writer). The rate it does reach is some fifty times the
-callbacks Wiro can send it (one per task, and a task takes minutes).
+one process by design (SQLite has one writer).
 """,
         """
 How a callback is stored: callbacks that arrive while the writer is busy are committed together, in
