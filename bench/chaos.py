@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import random
 import shutil
 import signal
@@ -58,13 +57,13 @@ import h11
 import httpx
 import standardwebhooks
 
+from bench import stack
 from bench.report import Row, Section
 from service.logs import configure_logging
 from service.servers import bind_loopback, serving
 from service.wiro.emulator import EmulatorConfig, Faults
 from service.wiro.emulator import create_app as create_emulator
 
-KEY, SECRET, TOKEN = "chaos-key", "chaos-secret", "chaos-token-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 LIVE = ("queued", "submitted", "running")
@@ -322,13 +321,6 @@ class FaultySubscriber:
 # -- the relay as a process ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    sock = bind_loopback()
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 class RelayProcess:
     """``python -m service serve`` on one SQLite file, started, SIGKILLed and restarted at will."""
 
@@ -393,35 +385,26 @@ class RelayProcess:
 
 def relay_environment(emulator_url: str, data: Path, config: ChaosConfig) -> tuple[str, dict[str, str]]:
     """The relay's URL and a clean environment for it (none of the caller's RELAY_/WIRO_ variables)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "WIRO_"))},
-        "WIRO_API_KEY": KEY,
-        "WIRO_API_SECRET": SECRET,
-        "WIRO_BASE_URL": f"{emulator_url}/v1",
-        "RELAY_PORT": str(port),
-        "RELAY_PUBLIC_URL": url,
-        "RELAY_DATABASE_URL": f"sqlite:///{data / 'relay.db'}",
-        "RELAY_API_TOKENS": TOKEN,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_LOG_LEVEL": config.log_level,
-        "RELAY_LOOP_INTERVAL_SECONDS": "0.1",
-        "RELAY_MAX_IN_FLIGHT": str(config.max_in_flight),
-        "RELAY_POLL_AFTER_SECONDS": str(config.poll_after_seconds),
-        "RELAY_POLL_INTERVAL_SECONDS": "0.5",
-        "RELAY_POLL_MAX_INTERVAL_SECONDS": "2",
-        "RELAY_SUBMIT_RETRY_SECONDS": "0.2",
-        "RELAY_SUBMIT_RETRY_MAX_SECONDS": "2",
-        "RELAY_RECONCILE_DELAY_SECONDS": "0.3",
-        "RELAY_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
-        "RELAY_WEBHOOK_RETRY_SCHEDULE": ",".join(f"{d:g}" for d in config.webhook_retry_schedule),
-        "RELAY_WEBHOOK_TIMEOUT_SECONDS": str(config.webhook_timeout_seconds),
-        "RELAY_WEBHOOK_CONCURRENCY": "64",
-        "RELAY_WEBHOOK_PER_SUBSCRIPTION": "16",
-        "RELAY_SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    return url, env
+    port = stack.free_port()
+    env = stack.relay_env(
+        port, emulator_url, data / "relay.db",
+        RELAY_LOG_LEVEL=config.log_level,
+        RELAY_LOOP_INTERVAL_SECONDS="0.1",
+        RELAY_MAX_IN_FLIGHT=str(config.max_in_flight),
+        RELAY_POLL_AFTER_SECONDS=str(config.poll_after_seconds),
+        RELAY_POLL_INTERVAL_SECONDS="0.5",
+        RELAY_POLL_MAX_INTERVAL_SECONDS="2",
+        RELAY_SUBMIT_RETRY_SECONDS="0.2",
+        RELAY_SUBMIT_RETRY_MAX_SECONDS="2",
+        RELAY_RECONCILE_DELAY_SECONDS="0.3",
+        RELAY_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8",
+        RELAY_WEBHOOK_RETRY_SCHEDULE=",".join(f"{d:g}" for d in config.webhook_retry_schedule),
+        RELAY_WEBHOOK_TIMEOUT_SECONDS=str(config.webhook_timeout_seconds),
+        RELAY_WEBHOOK_CONCURRENCY="64",
+        RELAY_WEBHOOK_PER_SUBSCRIPTION="16",
+        RELAY_SHUTDOWN_GRACE_SECONDS="5",
+    )  # fmt: skip
+    return f"http://127.0.0.1:{port}", env
 
 
 # -- the relay's API, as a client that outlives kills ------------------------------------------------
@@ -863,8 +846,8 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
     )
     emulator_app = create_emulator(
         EmulatorConfig(
-            api_key=KEY,
-            api_secret=SECRET,
+            api_key=stack.KEY,
+            api_secret=stack.SECRET,
             time_scale=config.time_scale,
             seed=config.seed,
             fail_rate=config.fail_rate,
@@ -877,7 +860,7 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
         await relay.start()
         try:
             async with httpx.AsyncClient(
-                base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+                base_url=relay_url, headers={"Authorization": f"Bearer {stack.TOKEN}"}, timeout=30
             ) as client:
                 api = Api(client, relay)
                 run = _Run(config, api, relay)

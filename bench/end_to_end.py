@@ -40,7 +40,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bench import stack
 from bench.process import cpu_seconds
-from bench.report import Row, Section, percentile
+from bench.report import Row, Section, percentile, summary
 from service.logs import configure_logging
 from service.servers import serving
 from service.webhooks import signing
@@ -513,8 +513,7 @@ def main() -> None:
     configure_logging("warning", "console")
     result = asyncio.run(run(args.rate, args.seconds))
     print(table(result))
-    for row in rows(result):
-        print(f"{row.figure}: {row.value} (baseline {row.baseline}, target {row.target}, met: {row.met})")
+    print(summary(rows(result)))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import httpx
 
 from bench import process
 from bench.history import ulid, ulid_sql
-from bench.report import Row, Section
+from bench.report import Row, Section, summary
 from service.logs import configure_logging
 from service.servers import serving
 from service.store.sqlite import SqliteStore
@@ -463,8 +463,7 @@ def main() -> None:
     result = asyncio.run(run(args.pending, args.starts, args.settle, args.window))
     print(table(result))
     print()
-    for row in rows(result):
-        print(f"{row.figure}: {row.value} (baseline {row.baseline}; target {row.target}; met: {row.met})")
+    print(summary(rows(result)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import process
-from bench.report import Row, Section, percentile
+from bench.report import Row, Section, percentile, summary
 from service.api.params import encode_cursor
 from service.logs import configure_logging
 from service.models import TaskStatus
@@ -638,8 +638,7 @@ def main() -> None:
     result = asyncio.run(run(args.tasks, args.repeat, args.database))
     print(table(result))
     print()
-    for row in rows(result):
-        print(f"{row.figure}: {row.value} (baseline {row.baseline}; target {row.target}; met: {row.met})")
+    print(summary(rows(result)))
 
 
 if __name__ == "__main__":

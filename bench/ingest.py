@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Scope
 from bench import bare as bare_app
 from bench import stack
 from bench.process import cpu_seconds, thread_cpu_seconds
-from bench.report import Row, Section
+from bench.report import Row, Section, summary
 from service.app import create_app
 from service.config import load_settings
 from service.logs import configure_logging
@@ -489,8 +489,7 @@ def main() -> None:
     configure_logging("warning", "console")
     result = asyncio.run(run(args.tasks, args.rounds, args.seconds, args.connections, args.threads))
     print(table(result))
-    for row in rows(result):
-        print(f"{row.figure}: {row.value} (baseline {row.baseline}, target {row.target}, met: {row.met})")
+    print(summary(rows(result)))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,6 @@ def openapi_document() -> dict[str, Any]:
     return document()
 
 
-def __getattr__(name: str) -> Any:
-    """``OPENAPI``, the document, for importers of this module; built on first access."""
-    if name == "OPENAPI":
-        return openapi_document()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 async def healthz(_: Request) -> Response:
     """Cheap liveness: the process answers."""
     return JSONResponse({"status": "ok"})

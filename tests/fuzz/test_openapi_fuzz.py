@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.api.ops import OPENAPI
+from service.api.ops import openapi_document
 from service.models import EVENT_TYPES, TaskStatus
 from tests.fuzz.budget import EXAMPLES, SEED, fuzz_settings
 from tests.fuzz.live import SERVER_THREAD_RANDOM, TOKEN, LiveRelay, live_relay
@@ -56,7 +56,7 @@ IMAGE_URL = "https://images.example/in.png"
 # The document the relay serves (``/openapi.json`` answers exactly this object; see
 # ``test_the_fuzzed_document_is_the_served_one``). Schemathesis reads it at import so that each
 # operation is a test of its own.
-SCHEMA = schemathesis.openapi.from_dict(json.loads(json.dumps(OPENAPI)))
+SCHEMA = schemathesis.openapi.from_dict(json.loads(json.dumps(openapi_document())))
 LOADED = list(SCHEMA.get_all_operations())
 OPERATIONS = [result.ok() for result in LOADED if isinstance(result, Ok)]
 
@@ -204,7 +204,7 @@ def test_every_documented_operation_is_fuzzed() -> None:
     assert not unreadable
     documented = {
         (method.upper(), path)
-        for path, item in OPENAPI["paths"].items()
+        for path, item in openapi_document()["paths"].items()
         for method in item
         if method != "parameters"
     }

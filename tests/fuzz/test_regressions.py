@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from service import openapi
-from service.api.ops import OPENAPI
+from service.api.ops import openapi_document
 from tests.relay.conftest import StackFactory, job, stack
 
 __all__ = ["stack"]  # the relay stack fixture, shared with tests/relay
@@ -18,7 +18,7 @@ __all__ = ["stack"]  # the relay stack fixture, shared with tests/relay
 async def test_every_v1_operation_documents_the_401_it_answers(stack: StackFactory) -> None:
     """GET /v1/tasks answered 401 (and 400) without documenting either."""
     async with stack() as s:
-        for path, item in OPENAPI["paths"].items():
+        for path, item in openapi_document()["paths"].items():
             if not path.startswith("/v1/"):
                 continue
             for method, operation in item.items():
@@ -34,7 +34,7 @@ async def test_every_v1_operation_documents_the_401_it_answers(stack: StackFacto
 async def test_each_streamed_event_is_what_the_document_says(stack: StackFactory) -> None:
     """The stream was documented as one JSON string; it is a sequence of events, each carrying an
     ``Event`` as JSON data."""
-    documented = OPENAPI["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"]
+    documented = openapi_document()["paths"]["/v1/events/stream"]["get"]["responses"]["200"]["content"]
     schema = documented["text/event-stream"]["schema"]
     assert schema["required"] == ["id", "event", "data"]
     assert schema["properties"]["data"]["contentSchema"] == {"$ref": "#/components/schemas/Event"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -128,35 +129,37 @@ def relay_settings(tmp_path: Path, wiro_base: str, public_url: str, **overrides:
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 
 
+@contextlib.asynccontextmanager
+async def open_stack(
+    data: Path,
+    *,
+    time_scale: float = 0.004,
+    emulator: dict[str, Any] | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[Stack]:
+    """An emulator and a relay on loopback sockets, the relay's files in ``data``."""
+    emulator_config = EmulatorConfig(
+        api_key=API_KEY, api_secret=API_SECRET, time_scale=time_scale, seed=7, **(emulator or {})
+    )
+    relay_sock = bind_loopback()
+    async with serving(create_emulator(emulator_config)) as emulator_url:
+        config = relay_settings(data, f"{emulator_url}/v1", url_of(relay_sock), **settings)
+        app = create_app(config, webhook_transport=webhook_transport)
+        async with (
+            serving(app, relay_sock) as relay_url,
+            httpx.AsyncClient(
+                base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+            ) as api,
+            httpx.AsyncClient(timeout=10) as raw,
+        ):
+            yield Stack(relay_url, emulator_url, config.database_path, api, raw, app.state)
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> StackFactory:
     """``async with stack(time_scale=..., emulator={...}, webhook_transport=..., <Settings field>=...)``"""
-
-    @contextlib.asynccontextmanager
-    async def make(
-        *,
-        time_scale: float = 0.004,
-        emulator: dict[str, Any] | None = None,
-        webhook_transport: httpx.AsyncBaseTransport | None = None,
-        **settings: Any,
-    ) -> AsyncIterator[Stack]:
-        emulator_config = EmulatorConfig(
-            api_key=API_KEY, api_secret=API_SECRET, time_scale=time_scale, seed=7, **(emulator or {})
-        )
-        relay_sock = bind_loopback()
-        async with serving(create_emulator(emulator_config)) as emulator_url:
-            config = relay_settings(tmp_path, f"{emulator_url}/v1", url_of(relay_sock), **settings)
-            app = create_app(config, webhook_transport=webhook_transport)
-            async with (
-                serving(app, relay_sock) as relay_url,
-                httpx.AsyncClient(
-                    base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-                ) as api,
-                httpx.AsyncClient(timeout=10) as raw,
-            ):
-                yield Stack(relay_url, emulator_url, config.database_path, api, raw, app.state)
-
-    return make
+    return functools.partial(open_stack, tmp_path)
 
 
 __all__ = ["IMAGE_URL", "TOKEN", "Faults", "Stack", "StackFactory", "job"]

@@ -15,11 +15,9 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,10 +25,9 @@ from starlette.routing import Route
 
 from service.app import create_app
 from service.config import load_settings
-from service.wiro.emulator import EmulatorConfig, Faults
-from service.wiro.emulator import create_app as create_emulator
-from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, Stack, job, relay_settings, stack
-from tests.servers import bind_loopback, serving, url_of
+from service.wiro.emulator import Faults
+from tests.relay.conftest import TOKEN, Stack, job, open_stack, stack
+from tests.servers import bind_loopback, url_of
 
 LOOPBACK_ONE = (ipaddress.ip_network("127.0.0.1/32"),)
 """Webhooks may reach 127.0.0.1 (where test subscribers listen) and nothing else that is private."""
@@ -65,28 +62,6 @@ def fill(template: str, **ids: str) -> str:
 # -- a relay shared by one module's tests --------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def relay_stack(
-    data: Path, *, emulator: dict[str, Any] | None = None, **settings: Any
-) -> AsyncIterator[Stack]:
-    """The same stack as ``tests.relay.conftest.stack``, for a module-scoped fixture."""
-    config = EmulatorConfig(
-        api_key=API_KEY, api_secret=API_SECRET, time_scale=0.004, seed=7, **(emulator or {})
-    )
-    relay_sock = bind_loopback()
-    async with serving(create_emulator(config)) as emulator_url:
-        relay_config = relay_settings(data, f"{emulator_url}/v1", url_of(relay_sock), **settings)
-        app = create_app(relay_config)
-        async with (
-            serving(app, relay_sock) as relay_url,
-            httpx.AsyncClient(
-                base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-            ) as api,
-            httpx.AsyncClient(timeout=10) as raw,
-        ):
-            yield Stack(relay_url, emulator_url, relay_config.database_path, api, raw, app.state)
-
-
 @dataclass
 class Seeded:
     """A shared relay with one of everything: tasks held at Wiro, a subscription and its deliveries."""
@@ -103,7 +78,7 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seed
     at a loopback port where nothing listens, so its deliveries fail at once and stay failed."""
     data = tmp_path_factory.mktemp("shared")
     dead = bind_loopback()  # bound, never listening: connections are refused
-    async with relay_stack(
+    async with open_stack(
         data,
         emulator={"faults": Faults(hold_queue=True)},
         webhook_allow_cidrs=LOOPBACK_ONE,
@@ -238,9 +213,9 @@ __all__ = [
     "fill",
     "job",
     "metric",
+    "open_stack",
     "operations",
     "raw_http",
-    "relay_stack",
     "request_bytes",
     "served_routes",
     "shared",
