@@ -3,7 +3,8 @@
 A delivery is due when its row says so: new ones are due at once (the store wakes the dispatcher on
 every commit that wrote events), failed ones on ``RELAY_WEBHOOK_RETRY_SCHEDULE`` with ±20 % jitter, or
 later when the subscriber asked for it with Retry-After. Only a 2xx answer is success; redirects are
-not followed; 410 Gone disables the subscription; a schedule spent leaves the delivery ``failed``
+not followed; 410 Gone disables the subscription (no attempt starts once it is read; those already
+sent to that subscription still arrive); a schedule spent leaves the delivery ``failed``
 (the dead letter, replayable). Concurrency is bounded overall and per subscription, so a slow or
 dead subscriber only ever holds its own slots.
 
@@ -72,6 +73,10 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._inflight: set[str] = set()
         self._per_sub: Counter[str] = Counter()
+        # Subscriptions an attempt has just disabled (410 Gone, or failing too long), until the store
+        # has committed it: the attempt frees its slot before it is recorded, and the next delivery to
+        # the same subscription must not read it as still enabled in that window.
+        self._disabling: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = False
         self.wake = asyncio.Event()
@@ -140,8 +145,12 @@ class Dispatcher:
                 if self._waiting:
                     self.wake.set()  # a slot is free: what waits for it may go now
 
+        disabling = None
         try:
             result = await self._attempt(delivery)
+            if result.disable_subscription and delivery.subscription_id:
+                disabling = delivery.subscription_id
+                self._disabling.add(disabling)
             # The subscriber is done with: its slot frees now, while the attempt is recorded (the
             # delivery itself stays in flight, so nothing sends it again before that).
             release()
@@ -155,6 +164,8 @@ class Dispatcher:
         except Exception:
             log.exception("webhook_delivery_crashed")
         finally:
+            if disabling:
+                self._disabling.discard(disabling)
             self._inflight.discard(delivery.id)
             release()
 
@@ -163,7 +174,7 @@ class Dispatcher:
         if delivery.subscription_id is None:
             return [self._task_secret], None
         sub = await self._store.get_subscription(delivery.subscription_id)
-        if sub is None or not sub.enabled:
+        if sub is None or not sub.enabled or sub.id in self._disabling:
             return None, None
         return sub.signing_secrets(self._clock()), sub.failing_since
 

@@ -212,7 +212,9 @@ async def test_a_spent_schedule_is_the_dead_letter_then_retry_and_recover_replay
 async def test_410_gone_disables_the_subscription(
     webhook_stack: StackFactory, subscriber: Subscriber
 ) -> None:
-    async with webhook_stack() as s:
+    # One attempt at a time to the subscription: with more, attempts already on the wire when the 410
+    # comes back still land (documented), and "nothing after the 410" could not be asserted.
+    async with webhook_stack(webhook_per_subscription=1) as s:
         sub = await subscribe(s, f"{subscriber.url}/gone")
         subscriber.script("/gone", 410)
         task = await s.submit(job())
@@ -232,6 +234,39 @@ async def test_410_gone_disables_the_subscription(
         enabled = (await s.api.patch(f"/v1/subscriptions/{sub['id']}", json={"enabled": True})).json()
         assert enabled["enabled"] is True
         assert enabled["disabled_reason"] is None
+
+
+async def test_no_attempt_starts_while_a_410_is_being_recorded(
+    webhook_stack: StackFactory, subscriber: Subscriber
+) -> None:
+    """The slot frees before the attempt is committed; the next delivery must still see the 410."""
+    async with webhook_stack(webhook_per_subscription=1) as s:
+        store = s.relay.store
+        record = store.record_attempt
+
+        async def slow_record(delivery_id: str, result: Any) -> None:
+            await asyncio.sleep(0.5)  # a commit that waits on a busy disk
+            await record(delivery_id, result)
+
+        store.record_attempt = slow_record  # type: ignore[method-assign]
+        sub = await subscribe(s, f"{subscriber.url}/gone")
+        subscriber.script("/gone", 410, 200, 200, 200)
+        task = await s.submit(job())
+        await s.wait_for(task["id"], ["succeeded"])
+        for _ in range(200):
+            view = (await s.api.get(f"/v1/subscriptions/{sub['id']}")).json()
+            if not view["enabled"]:
+                break
+            await asyncio.sleep(0.05)
+        assert view["enabled"] is False
+        for _ in range(200):
+            if not await deliveries(s, subscription_id=sub["id"], status="pending"):
+                break
+            await asyncio.sleep(0.05)
+        assert len(subscriber.at("/gone")) == 1, "nothing is sent after the 410"
+        made = await deliveries(s, subscription_id=sub["id"])
+        assert len(made) >= 2, "a second delivery was due while the 410 was being recorded"
+        assert {d["status"] for d in made} == {"failed"}
 
 
 async def test_a_subscription_failing_for_too_long_is_disabled_with_the_reason(
