@@ -4,11 +4,11 @@ entry, its event and the event's deliveries commit together or not at all."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import sqlite3
 from decimal import Decimal
 from typing import Any
-
-import aiosqlite
 
 from service.models import Observation, Source, Task, TaskStatus, can_move, new_id, output_dict
 from service.store.base import (
@@ -36,9 +36,10 @@ _LIVE = "('queued', 'submitted', 'running')"
 _CALLBACK_BATCH = 500
 """Most callbacks in one group commit (well under SQLite's limit on bound parameters)."""
 _AT_WIRO = "('submitted', 'running')"
+_LOAD_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?"
 
 
-def _task(row: aiosqlite.Row) -> Task:
+def _task(row: sqlite3.Row) -> Task:
     return Task(
         id=row["id"],
         status=TaskStatus(row["status"]),
@@ -65,16 +66,16 @@ def _task(row: aiosqlite.Row) -> Task:
 class SqliteStore(WebhookQueries, SqliteBase):
     """The ``Store`` on one SQLite file."""
 
-    # -- helpers inside a transaction ----------------------------------------------------------
+    # -- helpers inside a transaction (on the writer's thread: see ``SqliteBase._write``) ---------
 
     @staticmethod
-    async def _load(db: aiosqlite.Connection, task_id: str) -> Task | None:
-        row = await fetch_one(db, f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+    def _load(db: sqlite3.Connection, task_id: str) -> Task | None:
+        row = db.execute(_LOAD_TASK, (task_id,)).fetchone()
         return _task(row) if row else None
 
     @staticmethod
-    async def _timeline(
-        db: aiosqlite.Connection,
+    def _timeline(
+        db: sqlite3.Connection,
         task_id: str,
         at: float,
         source: Source,
@@ -83,44 +84,43 @@ class SqliteStore(WebhookQueries, SqliteBase):
         relay_status: TaskStatus | None = None,
         note: str | None = None,
     ) -> None:
-        await db.execute(
+        db.execute(
             "INSERT INTO task_timeline (task_id, at, source, wiro_status, relay_status, note) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (task_id, at, source.value, wiro_status, relay_status.value if relay_status else None, note),
         )
 
-    async def _event(self, db: aiosqlite.Connection, task_id: str, at: float) -> Task:
+    def _event(self, db: sqlite3.Connection, task_id: str, at: float) -> Task:
         """Write the event for the task's current state and its deliveries; returns the task."""
-        task = await self._load(db, task_id)
+        task = self._load(db, task_id)
         if task is None:  # pragma: no cover - callers hold the row
             raise RuntimeError(f"task {task_id} vanished inside its transaction")
         event_type = task.status.event_type
-        cur = await db.execute(
+        cur = db.execute(
             "INSERT INTO events (id, type, task_id, created_at, data_json) VALUES (?, ?, ?, ?, ?)",
             (new_id("evt"), event_type, task_id, at, dumps(task_view(task, timeline=False))),
         )
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always has one
             raise RuntimeError("event insert gave no sequence")
-        await self._fan_out(db, cur.lastrowid, event_type, task, at)
+        self._fan_out(db, cur.lastrowid, event_type, task, at)
         self._wrote_events = True
         return task
 
     # -- tasks and history ---------------------------------------------------------------------
 
     async def create_task(self, new: NewTask) -> tuple[Task, bool]:
-        async with self._tx() as db:
+        def work(db: sqlite3.Connection) -> tuple[Task, bool]:
             if new.idempotency_key is not None:
-                async with db.execute(
+                row = db.execute(
                     "SELECT id, request_hash FROM tasks WHERE idempotency_key = ?", (new.idempotency_key,)
-                ) as cur:
-                    row = await cur.fetchone()
+                ).fetchone()
                 if row is not None:
                     if row["request_hash"] != new.request_hash:
                         raise IdempotencyConflict(row["id"])
-                    existing = await self._load(db, row["id"])
+                    existing = self._load(db, row["id"])
                     if existing is not None:
                         return existing, False
-            await db.execute(
+            db.execute(
                 "INSERT INTO tasks (id, status, model, input_json, metadata_json, webhook_url, "
                 "idempotency_key, request_hash, created_at, updated_at, deadline_at, next_attempt_at) "
                 "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -130,13 +130,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     new.deadline_at, new.created_at,
                 ),
             )  # fmt: skip
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO task_metadata (task_id, key, value) VALUES (?, ?, ?)",
                 [(new.id, k, v) for k, v in new.metadata.items()],
             )
-            await self._timeline(db, new.id, new.created_at, Source.API, relay_status=TaskStatus.QUEUED)
-            task = await self._event(db, new.id, new.created_at)
-        return task, True
+            self._timeline(db, new.id, new.created_at, Source.API, relay_status=TaskStatus.QUEUED)
+            return self._event(db, new.id, new.created_at), True
+
+        return await self._write(work)
 
     async def find_idempotent(self, key: str) -> tuple[Task, str] | None:
         async with self._r.execute(
@@ -146,7 +147,8 @@ class SqliteStore(WebhookQueries, SqliteBase):
         return (_task(row), row["request_hash"] or "") if row else None
 
     async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None:
-        task = await self._load(self._r, task_id)
+        row = await fetch_one(self._r, _LOAD_TASK, (task_id,))
+        task = _task(row) if row else None
         if task is not None and timeline:
             async with self._r.execute(
                 "SELECT at, source, wiro_status, relay_status, note FROM task_timeline "
@@ -276,24 +278,26 @@ class SqliteStore(WebhookQueries, SqliteBase):
         ]
 
     async def note_run_started(self, task_id: str, at: float) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute(
+        def work(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
                 "UPDATE tasks SET run_started_at = ?, submit_attempts = submit_attempts + 1 "
                 "WHERE id = ? AND status = 'queued' AND cancel_requested = 0",
                 (at, task_id),
             )
             return cur.rowcount > 0
 
+        return await self._write(work)
+
     async def cancel_unsent(self, task_id: str, at: float) -> Task | None:
-        async with self._tx() as db:
-            cur = await db.execute(
+        def work(db: sqlite3.Connection) -> Task | None:
+            cur = db.execute(
                 "UPDATE tasks SET status = 'cancelled', updated_at = ?, completed_at = ?, "
                 "next_attempt_at = NULL WHERE id = ? AND status = 'queued' AND run_started_at IS NULL",
                 (at, at, task_id),
             )
             if cur.rowcount == 0:
                 return None
-            await self._timeline(
+            self._timeline(
                 db,
                 task_id,
                 at,
@@ -301,13 +305,15 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 relay_status=TaskStatus.CANCELLED,
                 note="cancelled before submission",
             )
-            return await self._event(db, task_id, at)
+            return self._event(db, task_id, at)
+
+        return await self._write(work)
 
     async def record_submitted(
         self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
     ) -> Task | None:
-        async with self._tx() as db:
-            cur = await db.execute(
+        def work(db: sqlite3.Connection) -> Task | None:
+            cur = db.execute(
                 "UPDATE tasks SET status = 'submitted', wiro_task_id = ?, wiro_socket_token = ?, "
                 "submitted_at = ?, updated_at = ?, poll_at = ?, next_attempt_at = NULL "
                 "WHERE id = ? AND status = 'queued'",
@@ -315,10 +321,12 @@ class SqliteStore(WebhookQueries, SqliteBase):
             )
             if cur.rowcount == 0:
                 return None
-            await self._timeline(
+            self._timeline(
                 db, task_id, at, source, relay_status=TaskStatus.SUBMITTED, note=f"wiro task {run.task_id}"
             )
-            return await self._event(db, task_id, at)
+            return self._event(db, task_id, at)
+
+        return await self._write(work)
 
     async def defer_submission(
         self,
@@ -330,8 +338,8 @@ class SqliteStore(WebhookQueries, SqliteBase):
         clear_run_started: bool,
         reconcile_miss: bool = False,
     ) -> None:
-        async with self._tx() as db:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE tasks SET next_attempt_at = ?, updated_at = ?, "
                 "run_started_at = CASE WHEN ? THEN NULL ELSE run_started_at END, "
                 "reconcile_misses = CASE WHEN ? THEN reconcile_misses + 1 "
@@ -339,7 +347,9 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "WHERE id = ? AND status = 'queued'",
                 (next_attempt_at, at, clear_run_started, reconcile_miss, clear_run_started, task_id),
             )
-            await self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
+            self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
+
+        await self._write(work)
 
     # -- terminal changes the relay decides ----------------------------------------------------
 
@@ -355,8 +365,9 @@ class SqliteStore(WebhookQueries, SqliteBase):
     ) -> Task | None:
         if not status.terminal:
             raise ValueError(f"finish() takes a terminal state, not {status}")
-        async with self._tx() as db:
-            cur = await db.execute(
+
+        def work(db: sqlite3.Connection) -> Task | None:
+            cur = db.execute(
                 "UPDATE tasks SET status = ?, error_json = COALESCE(?, error_json), updated_at = ?, "
                 "completed_at = ?, poll_at = NULL, next_attempt_at = NULL "
                 f"WHERE id = ? AND status IN {_LIVE}",
@@ -364,18 +375,21 @@ class SqliteStore(WebhookQueries, SqliteBase):
             )
             if cur.rowcount == 0:
                 return None
-            await self._timeline(db, task_id, at, source, relay_status=status, note=note)
-            return await self._event(db, task_id, at)
+            self._timeline(db, task_id, at, source, relay_status=status, note=note)
+            return self._event(db, task_id, at)
+
+        return await self._write(work)
 
     async def request_cancel(self, task_id: str, at: float) -> None:
-        async with self._tx() as db:
-            await db.execute(
+        await self._write(
+            lambda db: db.execute(
                 "UPDATE tasks SET cancel_requested = 1, updated_at = ?, "
                 f"poll_at = CASE WHEN status IN {_AT_WIRO} THEN MIN(COALESCE(poll_at, ?), ?) "
                 "ELSE poll_at END "
                 f"WHERE id = ? AND status IN {_LIVE}",
                 (at, at, at, task_id),
             )
+        )
 
     # -- callbacks and polls -------------------------------------------------------------------
 
@@ -398,11 +412,11 @@ class SqliteStore(WebhookQueries, SqliteBase):
         while self._callback_queue:
             batch: list[PendingCallback] = []
             try:
-                async with self._tx() as db:
+                async with self._write_lock:
                     # Taken once the write lock is held, so whatever queued meanwhile joins in.
                     batch = self._callback_queue[:_CALLBACK_BATCH]
                     del self._callback_queue[:_CALLBACK_BATCH]
-                    live = await self._insert_callbacks(db, batch)
+                    live = await self._write_locked(functools.partial(self._insert_callbacks, batch=batch))
             except Exception as exc:
                 if not batch:  # the transaction could not even begin: fail those it was for
                     batch = self._callback_queue[:]
@@ -425,23 +439,23 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     pending.done.set_exception(TaskNotFound(pending.task_id))
 
     @staticmethod
-    async def _insert_callbacks(db: aiosqlite.Connection, batch: list[PendingCallback]) -> dict[str, bool]:
+    def _insert_callbacks(db: sqlite3.Connection, batch: list[PendingCallback]) -> dict[str, bool]:
         """Insert the callbacks of known tasks; make live ones due. {task id: due} for known tasks."""
         ids = sorted({p.task_id for p in batch})
-        rows = await db.execute_fetchall(
+        rows = db.execute(
             f"SELECT id, status IN {_AT_WIRO} FROM tasks WHERE id IN ({', '.join('?' for _ in ids)})", ids
-        )
+        ).fetchall()
         live = {row[0]: bool(row[1]) for row in rows}
         kept = [p for p in batch if p.task_id in live]
         if kept:
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO callbacks (task_id, received_at, content_type, body, claimed_status) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [(p.task_id, p.at, p.content_type, p.body, p.claimed_status) for p in kept],
             )
         due = [(p.at, p.at, p.task_id) for p in kept if live[p.task_id]]
         if due:
-            await db.executemany(
+            db.executemany(
                 f"UPDATE tasks SET last_callback_at = ?, poll_at = ? WHERE id = ? AND status IN {_AT_WIRO}",
                 due,
             )
@@ -490,13 +504,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
         read. (It is recorded here, with the answer, not in a transaction of its own before the call:
         the task is the poller's alone while the look is in flight.)
         """
-        async with self._tx() as db:
-            row = await fetch_one(db, "SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,))
+
+        def work(db: sqlite3.Connection) -> Task | None:
+            row = db.execute("SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 return None
             status = TaskStatus(row["status"])
             if observation.wiro_status and observation.wiro_status != row["wiro_status"]:
-                await self._timeline(db, task_id, at, source, wiro_status=observation.wiro_status)
+                self._timeline(db, task_id, at, source, wiro_status=observation.wiro_status)
             # The state read inside this transaction is the authority: the observation was
             # interpreted against a state that may have moved on since.
             new = observation.new_status
@@ -505,14 +520,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
             if status.terminal:
                 # A finished task is final: what Wiro says of it now (a stale status, say) is in the
                 # timeline above and changes nothing on the task itself.
-                await db.execute(
+                db.execute(
                     "UPDATE tasks SET poll_at = NULL, last_detail_at = COALESCE(?, last_detail_at) "
                     "WHERE id = ?",
                     (looked_at, task_id),
                 )
                 return None
             terminal = new is not None and new.terminal
-            await db.execute(
+            db.execute(
                 "UPDATE tasks SET wiro_status = CASE WHEN ? = '' THEN wiro_status ELSE ? END, "
                 "updated_at = ?, poll_attempts = COALESCE(?, poll_attempts), "
                 "last_detail_at = COALESCE(?, last_detail_at), "
@@ -526,7 +541,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
             )  # fmt: skip
             if new is None:
                 return None
-            await db.execute(
+            db.execute(
                 "UPDATE tasks SET status = ?, outputs_json = ?, cost_usd = COALESCE(?, cost_usd), "
                 "elapsed_seconds = COALESCE(?, elapsed_seconds), error_json = COALESCE(?, error_json), "
                 "completed_at = CASE WHEN ? THEN ? ELSE completed_at END WHERE id = ?",
@@ -538,8 +553,10 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     terminal, at, task_id,
                 ),
             )  # fmt: skip
-            await self._timeline(db, task_id, at, source, relay_status=new)
-            return await self._event(db, task_id, at)
+            self._timeline(db, task_id, at, source, relay_status=new)
+            return self._event(db, task_id, at)
+
+        return await self._write(work)
 
     async def due_deadlines(self, now: float, limit: int) -> list[Task]:
         rows = await fetch_all(

@@ -8,10 +8,9 @@ them, and a crash can only ever cause a delivery to be sent again, never lost.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
-
-import aiosqlite
 
 from service.models import Task, new_id
 from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
@@ -28,7 +27,7 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _subscription(row: aiosqlite.Row) -> Subscription:
+def _subscription(row: sqlite3.Row) -> Subscription:
     return Subscription(
         id=row["id"],
         url=row["url"],
@@ -46,8 +45,8 @@ def _subscription(row: aiosqlite.Row) -> Subscription:
     )
 
 
-def _delivery(row: aiosqlite.Row) -> Delivery:
-    return Delivery(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - aiosqlite.Row is not a Mapping
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
 
 
 class WebhookQueries(SqliteBase):
@@ -55,10 +54,8 @@ class WebhookQueries(SqliteBase):
 
     # -- inside an event's transaction --------------------------------------------------------
 
-    async def _fan_out(
-        self, db: aiosqlite.Connection, seq: int, event_type: str, task: Task, at: float
-    ) -> None:
-        rows = await fetch_all(db, f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1")
+    def _fan_out(self, db: sqlite3.Connection, seq: int, event_type: str, task: Task, at: float) -> None:
+        rows = db.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1").fetchall()
         subscriptions = [_subscription(r) for r in rows]
         targets: list[tuple[str | None, str]] = [
             (s.id, s.url) for s in subscriptions if s.matches(event_type, task.metadata)
@@ -66,7 +63,7 @@ class WebhookQueries(SqliteBase):
         if task.webhook_url:
             targets.append((None, task.webhook_url))
         due = at + self.first_delivery_delay
-        await db.executemany(
+        db.executemany(
             "INSERT INTO deliveries (id, event_seq, event_type, task_id, subscription_id, url, status, "
             "max_attempts, next_attempt_at, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
@@ -79,8 +76,8 @@ class WebhookQueries(SqliteBase):
     # -- subscriptions -------------------------------------------------------------------------
 
     async def create_subscription(self, sub: Subscription) -> Subscription:
-        async with self._tx() as db:
-            await db.execute(
+        await self._write(
+            lambda db: db.execute(
                 f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sub.id,
@@ -98,6 +95,7 @@ class WebhookQueries(SqliteBase):
                     sub.updated_at,
                 ),
             )
+        )
         return sub
 
     async def get_subscription(self, sub_id: str) -> Subscription | None:
@@ -130,27 +128,32 @@ class WebhookQueries(SqliteBase):
             args.append(encode(value))
         if changes.get("enabled") is True:
             sets.append("disabled_reason = NULL, failing_since = NULL")
-        async with self._tx() as db:
-            cur = await db.execute(
-                f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id)
+        updated = await self._write(
+            lambda db: (
+                db.execute(
+                    f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id)
+                ).rowcount
             )
-            if cur.rowcount == 0:
-                return None
-        return await self.get_subscription(sub_id)
+        )
+        return await self.get_subscription(sub_id) if updated else None
 
     async def rotate_secret(self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE subscriptions SET previous_secret = secret, previous_expires_at = ?, secret = ?, "
-                "updated_at = ? WHERE id = ?",
-                (keep_old_until, new_secret, at, sub_id),
+        updated = await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE subscriptions SET previous_secret = secret, previous_expires_at = ?, secret = ?, "
+                    "updated_at = ? WHERE id = ?",
+                    (keep_old_until, new_secret, at, sub_id),
+                ).rowcount
             )
-            return cur.rowcount > 0
+        )
+        return updated > 0
 
     async def delete_subscription(self, sub_id: str) -> bool:
-        async with self._tx() as db:
-            cur = await db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
-            return cur.rowcount > 0
+        deleted = await self._write(
+            lambda db: db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)).rowcount
+        )
+        return deleted > 0
 
     # -- the dispatcher ------------------------------------------------------------------------
 
@@ -185,8 +188,9 @@ class WebhookQueries(SqliteBase):
             status = "failed"
         else:
             status = "pending"
-        async with self._tx() as db:
-            await db.execute(
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO delivery_attempts "
                 "(delivery_id, at, status_code, duration_ms, error, response_excerpt) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -199,7 +203,7 @@ class WebhookQueries(SqliteBase):
                     result.excerpt,
                 ),
             )
-            await db.execute(
+            db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
                 "last_status = ?, last_error = ?, updated_at = ?, "
                 "completed_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END WHERE id = ?",
@@ -214,29 +218,31 @@ class WebhookQueries(SqliteBase):
                     delivery_id,
                 ),
             )
-            row = await fetch_one(db, "SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,))
+            row = db.execute("SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
             sub_id = row[0] if row else None
             if sub_id is None:
                 return
             if result.succeeded:
-                await db.execute("UPDATE subscriptions SET failing_since = NULL WHERE id = ?", (sub_id,))
+                db.execute("UPDATE subscriptions SET failing_since = NULL WHERE id = ?", (sub_id,))
             else:
-                await db.execute(
+                db.execute(
                     "UPDATE subscriptions SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
                     (result.at, sub_id),
                 )
             if result.disable_subscription:
-                await db.execute(
+                db.execute(
                     "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?",
                     (result.disable_subscription[:500], result.at, sub_id),
                 )
                 # What is still queued for a disabled subscription waits, failed, for a recover.
-                await db.execute(
+                db.execute(
                     "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, completed_at = ?, "
                     "last_error = COALESCE(last_error, 'subscription disabled') "
                     "WHERE subscription_id = ? AND status = 'pending'",
                     (result.at, sub_id),
                 )
+
+        await self._write(work)
 
     # -- the delivery log ----------------------------------------------------------------------
 
@@ -287,21 +293,27 @@ class WebhookQueries(SqliteBase):
 
     async def retry_delivery(self, delivery_id: str, at: float) -> bool:
         """One more attempt now, for a delivery that failed or is waiting; a failure fails it again."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
-                "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
-                (at, at, delivery_id),
+        updated = await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
+                    "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
+                    (at, at, delivery_id),
+                ).rowcount
             )
-            return cur.rowcount > 0
+        )
+        return updated > 0
 
     async def recover_deliveries(self, sub_id: str, since: float, at: float) -> int:
         """Replay a subscription's failed deliveries created since ``since``, each with one more attempt."""
-        async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
-                "max_attempts = attempts + 1, updated_at = ? "
-                "WHERE subscription_id = ? AND status = 'failed' AND created_at >= ?",
-                (at, at, sub_id, since),
+        recovered: int = await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
+                    "max_attempts = attempts + 1, updated_at = ? "
+                    "WHERE subscription_id = ? AND status = 'failed' AND created_at >= ?",
+                    (at, at, sub_id, since),
+                ).rowcount
             )
-            return cur.rowcount
+        )
+        return recovered
