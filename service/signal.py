@@ -20,10 +20,16 @@ class EventSignal:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, within: float) -> bool:
-        """True when woken, False after ``within`` seconds."""
+    def since(self) -> asyncio.Event:
+        """Taken before reading the log: ``wait(..., since=it)`` then returns at once if a commit
+        came while the log was being read (a wake-up in that window would otherwise be missed)."""
+        return self._event
+
+    async def wait(self, within: float, *, since: asyncio.Event | None = None) -> bool:
+        """True when woken (or already woken since ``since``), False after ``within`` seconds."""
+        event = since or self._event
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
-                await self._event.wait()
+                await event.wait()
             return True
         return False

@@ -94,6 +94,7 @@ async def stream_events(request: Request) -> StreamingResponse:
         yield f": following events after {cursor}\n\n"
         while not relay.stopping.is_set():
             # Read until caught up, then sleep until a commit writes events (or the heartbeat is due).
+            since = relay.signal.since()
             events = await relay.store.list_events(
                 after=cursor, types=f.types, task_id=f.task_id, limit=f.limit
             )
@@ -103,7 +104,7 @@ async def stream_events(request: Request) -> StreamingResponse:
                 yield f"id: {e.seq}\nevent: {e.type}\ndata: {data}\n\n"
             if len(events) == f.limit:
                 continue
-            if not await relay.signal.wait(heartbeat):
+            if not await relay.signal.wait(heartbeat, since=since):
                 yield ": heartbeat\n\n"
 
     return StreamingResponse(
