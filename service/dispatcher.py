@@ -28,7 +28,7 @@ import structlog
 from service import __version__
 from service.config import Settings
 from service.schedule import nap
-from service.store.base import AttemptResult, Delivery, Store
+from service.store.base import AttemptResult, Delivery, Store, Subscription
 from service.views import rfc3339
 from service.webhooks import signing
 from service.webhooks.ssrf import SsrfRefused
@@ -169,11 +169,10 @@ class Dispatcher:
             self._inflight.discard(delivery.id)
             release()
 
-    async def _secrets(self, delivery: Delivery) -> tuple[list[str] | None, float | None]:
+    def _secrets(self, delivery: Delivery, sub: Subscription | None) -> tuple[list[str] | None, float | None]:
         """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""
         if delivery.subscription_id is None:
             return [self._task_secret], None
-        sub = await self._store.get_subscription(delivery.subscription_id)
         if sub is None or not sub.enabled or sub.id in self._disabling:
             return None, None
         return sub.signing_secrets(self._clock()), sub.failing_since
@@ -181,8 +180,8 @@ class Dispatcher:
     async def _attempt(self, delivery: Delivery) -> AttemptResult:
         at = self._clock()
         started = time.perf_counter()
-        event = await self._store.event_payload(delivery.event_seq)
-        secrets, failing_since = await self._secrets(delivery)
+        event, sub = await self._store.attempt_context(delivery.event_seq, delivery.subscription_id)
+        secrets, failing_since = self._secrets(delivery, sub)
         if event is None or secrets is None:
             reason = "event gone" if event is None else "subscription deleted or disabled"
             return AttemptResult(at, 0.0, None, reason, None, succeeded=False, next_attempt_at=None)

@@ -14,6 +14,7 @@ On SIGTERM (or SIGINT) the relay stops taking work in this order, inside Kuberne
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from types import FrameType
 
@@ -60,4 +61,19 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
 
 def serve(settings: Settings) -> None:
     app = create_app(settings)
+    tune_gc()
     RelayServer(uvicorn_config(app, settings), app).run()
+
+
+def tune_gc() -> None:
+    """Keep the cyclic collector off the hot path of a long-running server.
+
+    What start-up built (modules, the app, the route table) lives as long as the process:
+    ``gc.freeze`` moves it out of the collector's view, so old-generation passes stop re-scanning it.
+    Requests allocate many short-lived objects and few cycles, so the young generation is collected
+    every 10,000 net allocations rather than 700. Measured with ``bench.end_to_end``: the collector
+    took about 3 % of the event loop's thread at 200 tasks per second before.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)

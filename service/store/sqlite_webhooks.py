@@ -174,11 +174,26 @@ class WebhookQueries(SqliteBase):
             row = await cur.fetchone()
         return row[0] if row else None
 
-    async def event_payload(self, seq: int) -> tuple[str, str, float, dict[str, Any]] | None:
-        """(event id, type, created_at, data) of one event."""
-        sql = "SELECT id, type, created_at, data_json FROM events WHERE seq = ?"
-        row = await fetch_one(self._r, sql, (seq,))
-        return (row[0], row[1], row[2], json.loads(row[3])) if row else None
+    async def attempt_context(
+        self, seq: int, subscription_id: str | None
+    ) -> tuple[tuple[str, str, float, dict[str, Any]] | None, Subscription | None]:
+        # One statement, so one round trip to the reader's thread for both (this runs per attempt).
+        sub_columns = ", ".join(f"s.{c.strip()}" for c in _SUB_COLUMNS.split(","))
+        row = await fetch_one(
+            self._r,
+            f"SELECT e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.data_json, "
+            f"{sub_columns} FROM (SELECT 1) LEFT JOIN events e ON e.seq = ? "
+            "LEFT JOIN subscriptions s ON s.id = ?",
+            (seq, subscription_id),
+        )
+        if row is None:  # pragma: no cover - the one-row SELECT always answers
+            return None, None
+        event = (
+            (row["event_id"], row["event_type"], row["event_at"], json.loads(row["data_json"]))
+            if row["event_id"] is not None
+            else None
+        )
+        return event, _subscription(row) if row["id"] is not None else None
 
     async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None:
         """Keep the attempt, move the delivery on, and track its subscription's failure streak."""

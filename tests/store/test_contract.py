@@ -11,6 +11,7 @@ import pytest
 
 from service.models import Observation, Source, TaskStatus, new_id
 from service.store import IdempotencyConflict, NewTask, SqliteStore, Store, TaskNotFound, TaskQuery
+from service.store.base import Subscription
 from service.wiro.types import Output, RunResult
 
 
@@ -275,3 +276,24 @@ async def test_events_are_a_global_increasing_log_with_filters(store: Store) -> 
 async def test_the_relay_secret_is_generated_once(store: Store) -> None:
     first = await store.meta_get_or_set("relay_secret", "one")
     assert await store.meta_get_or_set("relay_secret", "two") == first == "one"
+
+
+async def test_an_attempt_reads_its_event_and_subscription_together(store: Store) -> None:
+    sub = Subscription(
+        id=new_id("sub"), url="https://hooks.example/a", event_types=(), metadata_filter={},
+        description="", enabled=True, disabled_reason=None, secret="whsec_a", previous_secret=None,
+        previous_expires_at=None, failing_since=None, created_at=900.0, updated_at=900.0,
+    )  # fmt: skip
+    await store.create_subscription(sub)
+    task, _ = await store.create_task(new_task())
+    [event] = await store.list_events(after=0, types=(), task_id=task.id, limit=10)
+    payload, found = await store.attempt_context(event.seq, sub.id)
+    assert payload is not None
+    assert payload[:3] == (event.id, "task.queued", event.created_at)
+    assert payload[3]["id"] == task.id
+    assert found is not None
+    assert (found.id, found.secret, found.enabled) == (sub.id, "whsec_a", True)
+    assert (await store.attempt_context(event.seq, None))[1] is None  # a task's own webhook_url
+    assert await store.delete_subscription(sub.id)
+    assert await store.attempt_context(event.seq, sub.id) == (payload, None)
+    assert await store.attempt_context(event.seq + 1000, None) == (None, None)
