@@ -448,9 +448,11 @@ awaited statement by statement cost a round trip to SQLite's thread per statemen
 the event loop's next turn while the write lock was held, and at 200 tasks per second the lock was
 held all of the time (timed inside the relay). Each write transaction now runs whole on the writer's
 thread, one round trip. And the cyclic garbage collector no longer re-scans what start-up built
-(`gc.freeze`) and passes over the young generation less often. Runs of 60 s at 200 per second on
-this machine went from a p99 of 22 s at 6.2 ms of CPU per task before these changes to 3.5 to 8.7 s
-at 5.2 to 5.6 ms after them: still just over what the relay gets here, so the queue still grows.
+(`gc.freeze`) and passes over the young generation less often. Standalone runs of 60 s at 200 per
+second (`./dev run python -m bench.end_to_end`) had a p99 of 22 s at 6.2 ms of CPU per task before
+these changes, 16.4 s with the writer change alone, then 3.5 and 8.7 s at 5.2 and 5.6 ms with both.
+At this rate the relay sits at the edge of the CPU it gets on this machine, and its p99 swings with
+what the other processes leave it: the figures in the table above are one more such run.
 """),
         _paragraph("""
 What remains, from py-spy on the relay at 200 per second: its event loop's thread runs at 98 % of a
