@@ -417,10 +417,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     batch = self._callback_queue[:_CALLBACK_BATCH]
                     del self._callback_queue[:_CALLBACK_BATCH]
                     live = await self._write_locked(functools.partial(self._insert_callbacks, batch=batch))
-            except Exception as exc:
-                if not batch:  # the transaction could not even begin: fail those it was for
-                    batch = self._callback_queue[:]
-                    self._callback_queue.clear()
+            except Exception as exc:  # the batch is taken before anything that can fail
                 for pending in batch:
                     if not pending.done.done():
                         pending.done.set_exception(exc)

@@ -15,7 +15,7 @@ import pytest
 import standardwebhooks
 import svix.webhooks
 
-from tests.relay.conftest import StackFactory, job
+from tests.relay.conftest import Stack, StackFactory, job
 from tests.webhooks.conftest import deliveries, subscribe
 from tests.webhooks.subscriber import Answer, Subscriber
 
@@ -209,6 +209,16 @@ async def test_a_spent_schedule_is_the_dead_letter_then_retry_and_recover_replay
         assert len(set(ids)) == 2  # two events, each delivered (after retries) under one webhook-id
 
 
+async def disabled(s: Stack, sub_id: str) -> dict[str, Any]:
+    """The subscription's view once it is disabled (bounded: 10 s; then as it stands)."""
+    for _ in range(200):
+        view: dict[str, Any] = (await s.api.get(f"/v1/subscriptions/{sub_id}")).json()
+        if not view["enabled"]:
+            break
+        await asyncio.sleep(0.05)
+    return view
+
+
 async def test_410_gone_disables_the_subscription(
     webhook_stack: StackFactory, subscriber: Subscriber
 ) -> None:
@@ -219,11 +229,7 @@ async def test_410_gone_disables_the_subscription(
         subscriber.script("/gone", 410)
         task = await s.submit(job())
         await s.wait_for(task["id"], ["succeeded"])
-        for _ in range(200):
-            view = (await s.api.get(f"/v1/subscriptions/{sub['id']}")).json()
-            if not view["enabled"]:
-                break
-            await asyncio.sleep(0.05)
+        view = await disabled(s, sub["id"])
         assert view["enabled"] is False
         assert "410" in view["disabled_reason"]
         assert len(subscriber.at("/gone")) == 1, "nothing is sent after the 410"
@@ -253,13 +259,9 @@ async def test_no_attempt_starts_while_a_410_is_being_recorded(
         subscriber.script("/gone", 410, 200, 200, 200)
         task = await s.submit(job())
         await s.wait_for(task["id"], ["succeeded"])
-        for _ in range(200):
-            view = (await s.api.get(f"/v1/subscriptions/{sub['id']}")).json()
-            if not view["enabled"]:
-                break
-            await asyncio.sleep(0.05)
+        view = await disabled(s, sub["id"])
         assert view["enabled"] is False
-        for _ in range(200):
+        for _ in range(200):  # what was queued for it is failed with the disable
             if not await deliveries(s, subscription_id=sub["id"], status="pending"):
                 break
             await asyncio.sleep(0.05)
@@ -278,11 +280,7 @@ async def test_a_subscription_failing_for_too_long_is_disabled_with_the_reason(
         sub = await subscribe(s, f"{subscriber.url}/sick", event_types=["task.queued"])
         subscriber.script("/sick", *([503] * 10))
         await s.submit(job())
-        for _ in range(200):
-            view = (await s.api.get(f"/v1/subscriptions/{sub['id']}")).json()
-            if not view["enabled"]:
-                break
-            await asyncio.sleep(0.05)
+        view = await disabled(s, sub["id"])
         assert view["enabled"] is False
         assert view["disabled_reason"].startswith("failing without a success")
 
