@@ -265,5 +265,7 @@ class Dispatcher:
         schedule = s.webhook_retry_schedule
         delay = schedule[min(attempt, len(schedule) - 1)] * self._rng.uniform(0.8, 1.2)
         if status in (429, 503) and retry_after is not None:
-            delay = max(delay, min(retry_after, s.webhook_retry_after_max_seconds))
+            # Retry-After counts from the answer, which came ``duration_ms`` after ``at``.
+            asked = min(retry_after, s.webhook_retry_after_max_seconds) + duration_ms / 1000
+            delay = max(delay, asked)
         return AttemptResult(**common, error=error, succeeded=False, next_attempt_at=at + delay)

@@ -303,10 +303,11 @@ async def test_retry_after_is_honoured_within_the_clamp(
     async with webhook_stack(webhook_retry_schedule=(0.0, 0.05), webhook_retry_after_max_seconds=1.0) as s:
         slow = await subscribe(s, f"{subscriber.url}/busy", event_types=["task.queued"])
         clamped = await subscribe(s, f"{subscriber.url}/greedy", event_types=["task.queued"])
-        subscriber.script("/busy", Answer(429, {"retry-after": "0.6"}))
+        # Retry-After counts from the answer: /busy answers 0.5 s after it is asked.
+        subscriber.script("/busy", Answer(429, {"retry-after": "0.6"}, delay=0.5))
         subscriber.script("/greedy", Answer(503, {"retry-after": "3600"}))
         await s.submit(job())
-        for path, sub, low, high in (("/busy", slow, 0.6, 3.0), ("/greedy", clamped, 1.0, 3.0)):
+        for path, sub, low, high in (("/busy", slow, 1.1, 3.5), ("/greedy", clamped, 1.0, 3.0)):
             first, second = await subscriber.wait_for(path, 2, within=10)
             assert low <= second.at - first.at < high, (path, second.at - first.at)
             assert (await _one_delivery(s, sub["id"], "task.queued"))["status"] == "succeeded"
