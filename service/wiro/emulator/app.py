@@ -18,6 +18,7 @@ Answers taken from Wiro's documentation (``wiroai/Wiro-Docs``: ``error-reference
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -173,6 +174,8 @@ class WiroApi:
             return Reply(
                 LostAnswer(emulator, emulator.faults.run_lose_answer_hang_seconds), "lost_answer", task.id
             )
+        if emulator.injector.take("run_slow"):
+            await asyncio.sleep(emulator.faults.run_slow_seconds)
         return Reply(success(taskid=task.id, socketaccesstoken=task.token), "ok", task.id)
 
     def _run_refusal(self, parameters: dict[str, str]) -> Refusal | None:
@@ -254,6 +257,8 @@ class WiroApi:
     # -- Task/List, File/Upload ------------------------------------------------------------------
 
     async def list(self, request: Request, body: Body) -> Reply:
+        if self.emulator.injector.take("list_5xx"):
+            return Reply(HTMLResponse(GATEWAY_BODY.format(status=503), status_code=503), "http_503")
         numbers: dict[str, int] = {}
         for name, default in (("start", 0), ("limit", 20)):
             text = body.text(name)

@@ -32,6 +32,7 @@ _SPECIAL_HELP = {
     "detail_retry_after": "Retry-After seconds on injected 429 answers (none by default).",
     "hold_queue": "Keep new tasks in task_queue until switched off at run time.",
     "run_lose_answer_hang_seconds": "Seconds a lost Run answer hangs before the connection drops.",
+    "run_slow_seconds": "Seconds a slow Run takes to answer (the task exists meanwhile).",
     "detail_hang_seconds": "Seconds an injected Task/Detail hang lasts before it answers.",
     "callback_delay_seconds": "Seconds a delayed callback is held back.",
     "run_force_96": "Refuse every Run with code 96.",

@@ -20,11 +20,13 @@ from typing import Any, Literal, get_args
 FaultName = Literal[
     "fail",
     "run_lose_answer",
+    "run_slow",
     "run_96",
     "run_97",
     "detail_5xx",
     "detail_429",
     "detail_hang",
+    "list_5xx",
     "callback_drop",
     "callback_delay",
     "callback_duplicate",
@@ -41,11 +43,14 @@ class Faults:
     - ``fail``: the task ends ``task_postprocess_end`` with ``pexit "1"``, stderr in ``debugerror``.
     - ``run_lose_answer``: Run creates the task, then hangs ``run_lose_answer_hang_seconds`` and drops
       the connection with no usable answer.
+    - ``run_slow``: Run creates the task, then answers normally ``run_slow_seconds`` later (a Run
+      still on its way when the relay is asked to cancel the task).
     - ``run_96`` / ``run_97``: Run refuses with code 96 (concurrency) / 97 (balance); no task.
       ``run_force_96`` / ``run_force_97`` refuse every Run while set.
     - ``detail_5xx``: Task/Detail answers ``detail_5xx_status`` with a gateway's plain-text body.
     - ``detail_429``: Task/Detail answers 429 (with ``Retry-After: detail_retry_after`` when set).
     - ``detail_hang``: Task/Detail waits ``detail_hang_seconds`` before answering normally.
+    - ``list_5xx``: Task/List answers 503 with a gateway's plain-text body.
     - ``callback_drop``: the completion callback is never sent.
     - ``callback_delay``: it is sent ``callback_delay_seconds`` late.
     - ``callback_duplicate``: it is sent twice.
@@ -58,6 +63,9 @@ class Faults:
     run_lose_answer_rate: float = 0.0
     run_lose_answer_next: int = 0
     run_lose_answer_hang_seconds: float = 0.0
+    run_slow_rate: float = 0.0
+    run_slow_next: int = 0
+    run_slow_seconds: float = 2.0
     run_96_rate: float = 0.0
     run_96_next: int = 0
     run_force_96: bool = False
@@ -73,6 +81,8 @@ class Faults:
     detail_hang_rate: float = 0.0
     detail_hang_next: int = 0
     detail_hang_seconds: float = 30.0
+    list_5xx_rate: float = 0.0
+    list_5xx_next: int = 0
     callback_drop_rate: float = 0.0
     callback_drop_next: int = 0
     callback_delay_rate: float = 0.0
