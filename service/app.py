@@ -128,8 +128,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         schedule = settings.webhook_retry_schedule
         store = SqliteStore(
-            settings.database_path, delivery_attempts=len(schedule), first_delivery_delay=schedule[0]
-        )
+            settings.database_path, delivery_attempts=len(schedule), first_delivery_delay=schedule[0],
+            callback_confirm_interval=settings.callback_confirm_interval_seconds,
+        )  # fmt: skip
         applied = await store.open()
         if applied:
             log.info("migrations_applied", migrations=applied)

@@ -105,7 +105,8 @@ def webhook_secret() -> None:
     settings = _settings()
 
     async def run() -> str:
-        store = SqliteStore(settings.database_path)
+        # Read beside a serving relay (the secret it generated is in the database): no process lock.
+        store = SqliteStore(settings.database_path, exclusive=False)
         try:
             await store.open()
             return await relay_secret(store, settings.relay_secret)

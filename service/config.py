@@ -274,6 +274,25 @@ VARIABLES: tuple[Variable, ...] = (
         "Wait between those look-ups.",
     ),
     Variable(
+        "RELAY_RECONCILE_TIMEOUT_SECONDS",
+        "reconcile_timeout_seconds",
+        _positive_float,
+        "3600",
+        "How long the relay may take to find out whether a Run with no answer created a Wiro task "
+        "(Task/List is read back to the Run's time, however many tasks the project made since). Past "
+        "it the task is flagged run_unresolved (attention in the task's JSON, an error log line, the "
+        "wiro_relay_runs_unresolved metric) and the relay keeps looking; it never sends a Run that may "
+        "exist.",
+    ),
+    Variable(
+        "RELAY_CALLBACK_CONFIRM_INTERVAL_SECONDS",
+        "callback_confirm_interval_seconds",
+        _positive_float,
+        "1",
+        "Callbacks for one task cause at most one Task/Detail in this interval (one in flight, the "
+        "rest coalesced), however many arrive.",
+    ),
+    Variable(
         "RELAY_LOOP_INTERVAL_SECONDS",
         "loop_interval_seconds",
         _positive_float,
@@ -407,6 +426,8 @@ class Settings:
     submit_retry_max_seconds: float = 60.0
     reconcile_attempts: int = 3
     reconcile_delay_seconds: float = 5.0
+    reconcile_timeout_seconds: float = 3600.0
+    callback_confirm_interval_seconds: float = 1.0
     loop_interval_seconds: float = 1.0
     callback_max_bytes: int = 1_048_576
     max_upload_bytes: int = 26_214_400

@@ -57,6 +57,18 @@ class Metrics:
             registry=r,
         )
 
+        self.runs_unresolved = Gauge(
+            "wiro_relay_runs_unresolved",
+            "Queued tasks whose Run may have reached Wiro and whose Wiro task the relay could not find "
+            "within RELAY_RECONCILE_TIMEOUT_SECONDS: nothing is sent for them; alert when above 0.",
+            registry=r,
+        )
+        self.runs_reconciling = Gauge(
+            "wiro_relay_runs_reconciling",
+            "Queued tasks whose Run got no answer, being looked for in Wiro's task list.",
+            registry=r,
+        )
+
     def observe_look(self, source: str, outcome: str) -> None:
         self.looks.labels(source=source, outcome=outcome).inc()
 

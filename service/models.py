@@ -175,6 +175,8 @@ class Task:
     completed_at: float | None = None
     deadline_at: float | None = None
     cancel_requested: bool = False
+    run_unresolved_at: float | None = None
+    """Set when the relay could not find out whether Wiro created the task its Run may have started."""
     timeline: list[dict[str, Any]] | None = None
 
 

@@ -42,6 +42,12 @@ class TimelineEntry(_Open):
     note: str | None
 
 
+class Attention(_Open):
+    code: Literal["run_unresolved"]
+    message: str
+    since: Time
+
+
 class Task(_Open):
     id: str
     status: Status
@@ -60,6 +66,10 @@ class Task(_Open):
     submitted_at: Time
     completed_at: Time
     deadline_at: Time
+    attention: Attention | None = Field(
+        description="Set while an operator should look at the task: run_unresolved, a Run that may "
+        "have reached Wiro whose Wiro task has not been found (nothing is sent again meanwhile)."
+    )
     timeline: list[TimelineEntry] | None = Field(default=None, description="On GET /v1/tasks/{id} only.")
 
 

@@ -17,7 +17,7 @@ import structlog
 from service.config import Settings
 from service.dispatcher import Dispatcher
 from service.metrics import Metrics
-from service.models import Task, TaskStatus, new_id
+from service.models import TERMINAL, Task, TaskStatus, new_id
 from service.poller import Poller
 from service.schemas import TaskCreate
 from service.signal import EventSignal
@@ -28,6 +28,7 @@ from service.wiro.client import WiroClient
 from service.wiro.errors import WiroError
 
 log = structlog.get_logger(__name__)
+_TERMINAL_EVENTS = frozenset(s.event_type for s in TERMINAL)
 
 
 class CancelRefused(Exception):
@@ -72,7 +73,11 @@ class Relay:
 
     def __post_init__(self) -> None:
         self.poller = Poller(self.store, self.wiro, self.settings, clock=self.clock)
-        self.submitter = Submitter(self.store, self.wiro, self.settings, self.tokens, clock=self.clock)
+        # A task that reaches Wiro with a cancel pending is looked at (and stopped) at once.
+        self.submitter = Submitter(
+            self.store, self.wiro, self.settings, self.tokens, clock=self.clock,
+            on_submitted=self.poller.wake.set,
+        )  # fmt: skip
         self.poller.on_look = self.metrics.observe_look
         self.signal = EventSignal()
         self.stopping = asyncio.Event()
@@ -89,10 +94,12 @@ class Relay:
         self.stopping.set()
         self.signal.notify()
 
-    def _events_committed(self) -> None:
+    def _events_committed(self, types: frozenset[str]) -> None:
         self.signal.notify()
         if self.dispatcher is not None:
             self.dispatcher.wake.set()
+        if not types.isdisjoint(_TERMINAL_EVENTS):
+            self.submitter.wake.set()  # a slot (the relay's cap, or Wiro's) may be free
 
     async def run_loops(self, stop: asyncio.Event) -> None:
         loops = [self.submitter.run(stop), self.poller.run(stop)]

@@ -1,12 +1,14 @@
 """The submitter: sends queued tasks to Wiro, exactly once each.
 
-Before a Run leaves, the task is marked ``run_started_at`` in the database. If the Run then gets an
-answer, the task becomes ``submitted``; if it is refused before any work (code 96, 429, a connection
-that never opened) the mark is cleared and the task waits its backoff; if it may have reached Wiro
-without an answer, or the process died mid-call, the mark stays and the next pass *reconciles*:
-Task/List is searched for a task carrying this task's callbackUrl (unique per task) and adopts it.
-Only after several misses, spaced out, does the relay conclude Wiro never created the task and send
-the Run again. A job is never run, or billed, twice on the relay's account.
+Before a Run leaves, the task is marked ``run_started_at`` in the database, together with the
+callbackUrl the Run carries, by a compare-and-set that succeeds only while no other Run for the task
+is outstanding: no path, and no second process, can send a second Run past it. If the Run then gets
+an answer, the task becomes ``submitted``; if it is refused before any work (code 96, 429, a
+connection that never opened) the mark is cleared and the task waits its backoff (for code 96, until
+a task of the relay's own ends at Wiro, whichever comes first); if it may have reached Wiro without
+an answer, or the process died mid-call, the mark stays and the next pass *reconciles* (see
+``service.reconcile``): nothing is sent again until Wiro's task list shows, several times over, that
+the task was never created. A job is never run, or billed, twice on the relay's account.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import structlog
 
 from service.config import Settings
 from service.models import Source, TaskStatus
+from service.reconcile import ListScan, Verdict
 from service.schedule import backoff, nap, poll_after_seconds
 from service.store.base import Store, SubmitJob
 from service.tokens import CallbackTokens
@@ -26,16 +29,16 @@ from service.wiro.client import WiroClient
 from service.wiro.errors import (
     WiroAmbiguousError,
     WiroAuthError,
+    WiroConcurrencyLimit,
     WiroError,
     WiroPermanentError,
     WiroTransientError,
 )
-from service.wiro.types import RunResult, TaskDetail
+from service.wiro.types import RunResult
 
 log = structlog.get_logger(__name__)
 
 _LIST_PAGE = 50
-_LIST_PAGES = 4
 _ERROR_CODES = {
     "WiroValidationError": "wiro_validation_error",
     "WiroInsufficientBalance": "wiro_insufficient_balance",
@@ -96,11 +99,12 @@ class Submitter:
         # their own, or a queue of older plain tasks would hide them, and the slots they hold would
         # never free.
         jobs = await self._store.due_submissions(now, limit=_LIST_PAGE, marked_only=room <= 0)
+        scan = ListScan(self._wiro)  # Task/List pages read once, shared by this pass's reconciles
         for job in jobs:
             structlog.contextvars.bind_contextvars(task_id=job.task.id)
             try:
                 if job.run_started_at is not None:
-                    await self._reconcile(job)
+                    await self._reconcile(job, scan)
                 elif job.task.cancel_requested:
                     await self._store.finish(
                         job.task.id, TaskStatus.CANCELLED, at=self._clock(), source=Source.CANCEL,
@@ -118,21 +122,36 @@ class Submitter:
 
     async def _submit(self, job: SubmitJob) -> None:
         task = job.task
-        if not await self._store.note_run_started(task.id, self._clock()):
-            return  # cancelled (or otherwise moved) since it was read: nothing may be sent
+        callback_url = self._callback_url(task.id)
+        started = self._clock()
+        if not await self._store.note_run_started(task.id, started, callback_url=callback_url):
+            return  # cancelled, or a Run is outstanding, since it was read: nothing may be sent
         try:
-            run = await self._wiro.run(task.input, callback_url=self._callback_url(task.id))
+            run = await self._wiro.run(task.input, callback_url=callback_url)
         except WiroAmbiguousError as exc:
             log.warning("run_ambiguous", error=exc.message)
-            await self._defer(job, f"Run got no answer ({exc.message}); reconciling", keep_mark=True)
+            now = self._clock()
+            await self._store.defer_submission(
+                task.id, at=now, next_attempt_at=now + self._settings.reconcile_delay_seconds,
+                note=f"Run got no answer ({exc.message}); reconciling", clear_run_started=False,
+                run_started_at=started,
+            )  # fmt: skip
             return
         except (WiroTransientError, WiroAuthError) as exc:
             # Auth failures are the relay's configuration, not the job's fault: the task waits,
             # with backoff, for the credentials to be fixed rather than failing.
             level = logging.ERROR if isinstance(exc, WiroAuthError) else logging.INFO
             log.log(level, "run_deferred", error=type(exc).__name__, message=exc.message)
-            await self._defer(job, f"Run refused for now: {exc.message}", keep_mark=False,
-                              retry_after=exc.retry_after)  # fmt: skip
+            s = self._settings
+            delay = backoff(job.attempts, s.submit_retry_seconds, s.submit_retry_max_seconds)
+            if exc.retry_after is not None:
+                delay = min(max(delay, exc.retry_after), s.submit_retry_max_seconds)
+            now = self._clock()
+            await self._store.defer_submission(
+                task.id, at=now, next_attempt_at=now + delay, note=f"Run refused for now: {exc.message}",
+                clear_run_started=True, run_started_at=started,
+                waiting_for_slot=isinstance(exc, WiroConcurrencyLimit),
+            )  # fmt: skip
             return
         except WiroPermanentError as exc:
             log.info("run_refused", error=type(exc).__name__, message=exc.message)
@@ -153,40 +172,37 @@ class Submitter:
         log.info("task_submitted", wiro_task_id=run.task_id, source=source.value)
         self._on_submitted()
 
-    async def _defer(
-        self, job: SubmitJob, note: str, *, keep_mark: bool, retry_after: float | None = None
-    ) -> None:
-        s = self._settings
-        if keep_mark:
-            delay = s.reconcile_delay_seconds
-        else:
-            delay = backoff(job.attempts, s.submit_retry_seconds, s.submit_retry_max_seconds)
-            if retry_after is not None:
-                delay = min(max(delay, retry_after), s.submit_retry_max_seconds)
-        now = self._clock()
-        await self._store.defer_submission(
-            job.task.id, at=now, next_attempt_at=now + delay, note=note, clear_run_started=not keep_mark
-        )
-
-    async def _reconcile(self, job: SubmitJob) -> None:
-        """Find the Wiro task an unanswered Run may have created, by its unique callbackUrl."""
-        wanted = self._callback_url(job.task.id)
-        try:
-            found = await self._find_by_callback(wanted, since=(job.run_started_at or 0) - 300)
-        except WiroError as exc:
-            await self._defer(job, f"Task/List failed while reconciling: {exc.message}", keep_mark=True)
+    async def _reconcile(self, job: SubmitJob, scan: ListScan) -> None:
+        """Find the Wiro task an unanswered Run may have created, by the callbackUrl it carried."""
+        started = job.run_started_at
+        if started is None:  # pragma: no cover - only marked tasks are reconciled
             return
-        if found is not None:
+        # Tasks marked before the callbackUrl was kept with the mark carried the URL of that time.
+        wanted = job.callback_url or self._callback_url(job.task.id)
+        try:
+            verdict = await scan.find(wanted, run_started_at=started, start=job.reconcile_offset)
+        except WiroError as exc:
+            await self._undecided(job, f"Task/List failed while reconciling: {exc.message}", None)
+            return
+        if verdict.found is not None:
+            found = verdict.found
             log.info("run_reconciled", wiro_task_id=found.id)
             await self._adopt(job, RunResult(found.id, found.socket_token, found.raw), Source.RECONCILE)
-            return
-        now = self._clock()
+        elif verdict.absent:
+            await self._absent(job)
+        else:
+            await self._undecided(job, None, verdict)
+
+    async def _absent(self, job: SubmitJob) -> None:
+        """The list went back past the Run without showing its task: after enough such looks,
+        spaced out, Wiro never created it."""
+        s, now = self._settings, self._clock()
         misses = job.reconcile_misses + 1
-        if misses < self._settings.reconcile_attempts:
+        if misses < s.reconcile_attempts:
             await self._store.defer_submission(
-                job.task.id, at=now, next_attempt_at=now + self._settings.reconcile_delay_seconds,
+                job.task.id, at=now, next_attempt_at=now + s.reconcile_delay_seconds,
                 note=f"reconcile: no Wiro task found yet ({misses})", clear_run_started=False,
-                reconcile_miss=True,
+                reconcile_miss=True, reconcile_offset=0, run_started_at=job.run_started_at,
             )  # fmt: skip
             return
         if job.task.cancel_requested:
@@ -197,16 +213,34 @@ class Submitter:
         await self._store.defer_submission(
             job.task.id, at=now, next_attempt_at=now,
             note="reconcile: Wiro never created the task; the Run will be sent again",
-            clear_run_started=True,
+            clear_run_started=True, run_started_at=job.run_started_at,
         )  # fmt: skip
 
-    async def _find_by_callback(self, callback_url: str, *, since: float) -> TaskDetail | None:
-        for page in range(_LIST_PAGES):
-            tasks = await self._wiro.list_tasks(limit=_LIST_PAGE, start=page * _LIST_PAGE)
-            for detail in tasks:
-                if detail.callback_url == callback_url:
-                    return detail
-            created = [t.create_time for t in tasks if t.create_time is not None]
-            if len(tasks) < _LIST_PAGE or (created and max(created) < since):
-                return None
-        return None
+    async def _undecided(self, job: SubmitJob, failure: str | None, verdict: Verdict | None) -> None:
+        """No verdict yet: look again (where the scan stopped, or soon after a failure), and flag
+        the task for an operator once ``RELAY_RECONCILE_TIMEOUT_SECONDS`` have passed. Never a Run."""
+        s, now = self._settings, self._clock()
+        started = job.run_started_at or now
+        overdue = now - started >= s.reconcile_timeout_seconds
+        flagged = job.task.run_unresolved_at is not None
+        note = None
+        if overdue and not flagged:
+            reason = failure or "Task/List not read back to the Run's time"
+            log.error("run_unresolved", seconds=round(now - started), reason=reason)
+            note = (
+                "reconcile: the Wiro task of this Run was not found and its absence not shown within "
+                f"{s.reconcile_timeout_seconds:g} s; no Run is sent again while it may exist"
+            )
+        elif failure is not None and job.reconcile_offset == 0 and job.reconcile_misses == 0 and not flagged:
+            note = failure  # said once, not at every retry
+        if verdict is not None:
+            # The scan ran out of this pass's pages: it goes on from where it stopped, at once.
+            resume_at, delay = verdict.resume_at, 0.0
+        else:
+            resume_at, delay = job.reconcile_offset, s.reconcile_delay_seconds
+        if overdue:
+            delay = max(delay, s.reconcile_delay_seconds, min(60.0, s.reconcile_timeout_seconds))
+        await self._store.defer_submission(
+            job.task.id, at=now, next_attempt_at=now + delay, note=note, clear_run_started=False,
+            reconcile_offset=resume_at, unresolved=overdue, run_started_at=job.run_started_at,
+        )  # fmt: skip

@@ -15,6 +15,19 @@ def rfc3339(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _attention(task: Task) -> dict[str, Any] | None:
+    """What an operator must look at, or None. A task whose Run may exist at Wiro and could not be found
+    stays queued (nothing is sent again while it may exist) and says so here."""
+    if task.run_unresolved_at is None or task.status.terminal:
+        return None
+    return {
+        "code": "run_unresolved",
+        "message": "a Run for this task may have reached Wiro and its Wiro task was not found yet; "
+        "no Run is sent again while it may exist, and the relay keeps looking",
+        "since": rfc3339(task.run_unresolved_at),
+    }
+
+
 def task_view(task: Task, *, timeline: bool = True) -> dict[str, Any]:
     """The task as the contract names it; the timeline only where it was loaded and asked for."""
     view: dict[str, Any] = {
@@ -35,6 +48,7 @@ def task_view(task: Task, *, timeline: bool = True) -> dict[str, Any]:
         "submitted_at": rfc3339(task.submitted_at),
         "completed_at": rfc3339(task.completed_at),
         "deadline_at": rfc3339(task.deadline_at),
+        "attention": _attention(task),
     }
     if timeline and task.timeline is not None:
         view["timeline"] = [

@@ -7,6 +7,7 @@ token for a task that does not exist, gets the same bare 404 as any unknown path
 
 from __future__ import annotations
 
+import hmac
 import json
 
 import structlog
@@ -37,10 +38,21 @@ def _not_found() -> Response:
     return error_response(404, "not_found", "no such resource")
 
 
+async def _authentic(relay: Relay, task_id: str, token: str) -> bool:
+    """The token derived from the current secret, or the one in the callbackUrl the task's Run
+    actually carried (a Run sent before RELAY_SECRET was rotated still gets its callbacks)."""
+    if relay.tokens.check(task_id, token):
+        return True
+    sent = await relay.store.sent_callback_url(task_id)
+    if not sent:
+        return False
+    return hmac.compare_digest(sent.rsplit("/", 1)[-1].encode(), token.encode(errors="replace"))
+
+
 async def wiro_callback(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     task_id = request.path_params["task_id"]
-    if not relay.tokens.check(task_id, request.path_params["token"]):
+    if not await _authentic(relay, task_id, request.path_params["token"]):
         relay.metrics.callbacks.labels(outcome="refused").inc()
         log.warning("callback_refused", reason="bad_token", task_id=task_id[:64])
         return _not_found()

@@ -49,6 +49,8 @@ async def metrics(request: Request) -> Response:
     ):
         m.queue_depth.labels(queue=queue).set(depth)
         m.queue_oldest.labels(queue=queue).set(max(0.0, now - oldest) if oldest is not None else 0.0)
+    m.runs_unresolved.set(gauges.runs_unresolved)
+    m.runs_reconciling.set(gauges.runs_reconciling)
     return Response(generate_latest(relay.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

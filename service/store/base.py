@@ -76,6 +76,10 @@ class Gauges:
     oldest_queued_at: float | None
     pending_deliveries: int
     oldest_pending_delivery_at: float | None
+    runs_reconciling: int = 0
+    """Queued tasks whose Run may have reached Wiro, being looked for."""
+    runs_unresolved: int = 0
+    """Of those, the ones flagged because the relay could not decide in time: alert on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,10 @@ class SubmitJob:
     run_started_at: float | None
     """Set when an earlier Run may have reached Wiro: reconcile before sending another."""
     reconcile_misses: int
+    callback_url: str | None = None
+    """The callbackUrl the Run in question carried (what reconciliation looks for at Wiro)."""
+    reconcile_offset: int = 0
+    """How far into Wiro's task list (newest first) the current reconciliation scan has got."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +230,11 @@ class Store(Protocol):
         may have reached Wiro (``run_started_at`` set), which need a reconcile, not room."""
         ...
 
-    async def note_run_started(self, task_id: str, at: float) -> bool: ...
+    async def note_run_started(self, task_id: str, at: float, *, callback_url: str) -> bool:
+        """Mark a Run as leaving, with the callbackUrl it carries: a compare-and-set that succeeds only
+        for a queued task with no Run outstanding and no cancel requested. False: send nothing."""
+        ...
+
     async def cancel_unsent(self, task_id: str, at: float) -> Task | None: ...
     async def record_submitted(
         self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
@@ -233,10 +245,19 @@ class Store(Protocol):
         *,
         at: float,
         next_attempt_at: float,
-        note: str,
+        note: str | None,
         clear_run_started: bool,
         reconcile_miss: bool = False,
-    ) -> None: ...
+        run_started_at: float | None = None,
+        waiting_for_slot: bool = False,
+        reconcile_offset: int | None = None,
+        unresolved: bool = False,
+    ) -> bool:
+        """Put a queued task back to wait. ``run_started_at`` (when given) is the Run this pass
+        started or reconciled: nothing changes unless the task still carries that mark. False when
+        nothing changed. ``waiting_for_slot``: Wiro's concurrency limit refused it, so a slot freed
+        at Wiro releases it early. ``unresolved``: reconciliation could not decide in time."""
+        ...
 
     # terminal changes decided by the relay itself (refusal, local cancel, deadline)
     async def finish(
@@ -252,6 +273,10 @@ class Store(Protocol):
     async def request_cancel(self, task_id: str, at: float) -> None: ...
 
     # callbacks and polls
+    async def sent_callback_url(self, task_id: str) -> str | None:
+        """The callbackUrl the task's last Run carried, if one was sent."""
+        ...
+
     async def record_callback(
         self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
     ) -> bool: ...
@@ -275,7 +300,10 @@ class Store(Protocol):
     ) -> list[Event]: ...
 
     # subscriptions and deliveries
-    def on_commit(self, listener: Callable[[], None]) -> None: ...
+    def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener`` with the event types of each commit that wrote events."""
+        ...
+
     async def create_subscription(self, sub: Subscription) -> Subscription: ...
     async def get_subscription(self, sub_id: str) -> Subscription | None: ...
     async def list_subscriptions(self) -> list[Subscription]: ...

@@ -30,7 +30,7 @@ from service.wiro.types import RunResult
 _TASK_COLUMNS = (
     "id, status, model, input_json, metadata_json, webhook_url, created_at, updated_at, deadline_at, "
     "wiro_task_id, wiro_socket_token, wiro_status, outputs_json, cost_usd, elapsed_seconds, error_json, "
-    "submitted_at, completed_at, cancel_requested"
+    "submitted_at, completed_at, cancel_requested, run_unresolved_at"
 )
 _LIVE = "('queued', 'submitted', 'running')"
 _CALLBACK_BATCH = 500
@@ -60,6 +60,7 @@ def _task(row: sqlite3.Row) -> Task:
         submitted_at=row["submitted_at"],
         completed_at=row["completed_at"],
         cancel_requested=bool(row["cancel_requested"]),
+        run_unresolved_at=row["run_unresolved_at"],
     )
 
 
@@ -103,8 +104,21 @@ class SqliteStore(WebhookQueries, SqliteBase):
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always has one
             raise RuntimeError("event insert gave no sequence")
         self._fan_out(db, cur.lastrowid, event_type, task, at)
-        self._wrote_events = True
+        self._event_types.add(event_type)
+        if task.status.terminal and task.wiro_task_id is not None:
+            self._release_slot_waiter(db, at)
         return task
+
+    @staticmethod
+    def _release_slot_waiter(db: sqlite3.Connection, at: float) -> None:
+        """A task at Wiro has ended, so a Wiro slot is free: the oldest task that Wiro's concurrency
+        limit (code 96) turned away is due now, instead of when its backoff ends."""
+        db.execute(
+            "UPDATE tasks SET waiting_for_slot = 0, next_attempt_at = MIN(next_attempt_at, ?) "
+            "WHERE id = (SELECT id FROM tasks INDEXED BY tasks_slot_wait "
+            "WHERE status = 'queued' AND waiting_for_slot = 1 ORDER BY created_at, id LIMIT 1)",
+            (at,),
+        )
 
     # -- tasks and history ---------------------------------------------------------------------
 
@@ -235,7 +249,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
             "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'"
         ) as cur:
             pending = await cur.fetchone()
+        runs = await fetch_one(
+            self._r,
+            "SELECT COUNT(*), COUNT(run_unresolved_at) FROM tasks INDEXED BY tasks_run_in_flight "
+            "WHERE status = 'queued' AND run_started_at IS NOT NULL",
+        )
         return Gauges(
+            runs_reconciling=runs[0] if runs else 0,
+            runs_unresolved=runs[1] if runs else 0,
             tasks=counts,
             queued=queued[0] if queued else 0,
             oldest_queued_at=queued[1] if queued else None,
@@ -267,22 +288,34 @@ class SqliteStore(WebhookQueries, SqliteBase):
         )
         rows = await fetch_all(
             self._r,
-            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses "
+            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses, "
+            "wiro_callback_url, reconcile_offset "
             f"FROM tasks INDEXED BY {index} WHERE status = 'queued' {marked}"
             "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
             (now, limit),
         )
         return [
-            SubmitJob(_task(r), r["submit_attempts"], r["run_started_at"], r["reconcile_misses"])
+            SubmitJob(
+                _task(r),
+                r["submit_attempts"],
+                r["run_started_at"],
+                r["reconcile_misses"],
+                callback_url=r["wiro_callback_url"],
+                reconcile_offset=r["reconcile_offset"],
+            )
             for r in rows
         ]
 
-    async def note_run_started(self, task_id: str, at: float) -> bool:
+    async def note_run_started(self, task_id: str, at: float, *, callback_url: str) -> bool:
         def work(db: sqlite3.Connection) -> bool:
+            # The compare-and-set that makes a Run once-only: it succeeds for one caller only, and
+            # never while an earlier Run is outstanding (run_started_at set) or a cancel is asked for.
             cur = db.execute(
-                "UPDATE tasks SET run_started_at = ?, submit_attempts = submit_attempts + 1 "
-                "WHERE id = ? AND status = 'queued' AND cancel_requested = 0",
-                (at, task_id),
+                "UPDATE tasks SET run_started_at = ?, wiro_callback_url = ?, reconcile_offset = 0, "
+                "reconcile_misses = 0, run_unresolved_at = NULL, waiting_for_slot = 0, "
+                "submit_attempts = submit_attempts + 1 "
+                "WHERE id = ? AND status = 'queued' AND cancel_requested = 0 AND run_started_at IS NULL",
+                (at, callback_url, task_id),
             )
             return cur.rowcount > 0
 
@@ -313,11 +346,15 @@ class SqliteStore(WebhookQueries, SqliteBase):
         self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
     ) -> Task | None:
         def work(db: sqlite3.Connection) -> Task | None:
+            # A cancel asked for while the Run was on its way is carried out now: the task's first
+            # look is due at once, and the look stops the task at Wiro.
             cur = db.execute(
                 "UPDATE tasks SET status = 'submitted', wiro_task_id = ?, wiro_socket_token = ?, "
-                "submitted_at = ?, updated_at = ?, poll_at = ?, next_attempt_at = NULL "
+                "submitted_at = ?, updated_at = ?, "
+                "poll_at = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, next_attempt_at = NULL, "
+                "run_unresolved_at = NULL, waiting_for_slot = 0 "
                 "WHERE id = ? AND status = 'queued'",
-                (run.task_id, run.socket_token, at, at, poll_at, task_id),
+                (run.task_id, run.socket_token, at, at, at, poll_at, task_id),
             )
             if cur.rowcount == 0:
                 return None
@@ -334,22 +371,38 @@ class SqliteStore(WebhookQueries, SqliteBase):
         *,
         at: float,
         next_attempt_at: float,
-        note: str,
+        note: str | None,
         clear_run_started: bool,
         reconcile_miss: bool = False,
-    ) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute(
+        run_started_at: float | None = None,
+        waiting_for_slot: bool = False,
+        reconcile_offset: int | None = None,
+        unresolved: bool = False,
+    ) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
                 "UPDATE tasks SET next_attempt_at = ?, updated_at = ?, "
                 "run_started_at = CASE WHEN ? THEN NULL ELSE run_started_at END, "
                 "reconcile_misses = CASE WHEN ? THEN reconcile_misses + 1 "
-                "WHEN ? THEN 0 ELSE reconcile_misses END "
-                "WHERE id = ? AND status = 'queued'",
-                (next_attempt_at, at, clear_run_started, reconcile_miss, clear_run_started, task_id),
-            )
-            self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
+                "WHEN ? THEN 0 ELSE reconcile_misses END, "
+                "reconcile_offset = CASE WHEN ? THEN 0 ELSE COALESCE(?, reconcile_offset) END, "
+                "waiting_for_slot = ?, "
+                "run_unresolved_at = CASE WHEN ? THEN NULL WHEN ? THEN COALESCE(run_unresolved_at, ?) "
+                "ELSE run_unresolved_at END "
+                "WHERE id = ? AND status = 'queued' AND (? IS NULL OR run_started_at = ?)",
+                (
+                    next_attempt_at, at, clear_run_started, reconcile_miss, clear_run_started,
+                    clear_run_started, reconcile_offset, int(waiting_for_slot),
+                    clear_run_started, unresolved, at, task_id, run_started_at, run_started_at,
+                ),
+            )  # fmt: skip
+            if cur.rowcount == 0:
+                return False
+            if note is not None:
+                self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
+            return True
 
-        await self._write(work)
+        return await self._write(work)
 
     # -- terminal changes the relay decides ----------------------------------------------------
 
@@ -393,6 +446,10 @@ class SqliteStore(WebhookQueries, SqliteBase):
 
     # -- callbacks and polls -------------------------------------------------------------------
 
+    async def sent_callback_url(self, task_id: str) -> str | None:
+        row = await fetch_one(self._r, "SELECT wiro_callback_url FROM tasks WHERE id = ?", (task_id,))
+        return row[0] if row else None
+
     async def record_callback(
         self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
     ) -> bool:
@@ -416,7 +473,9 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     # Taken once the write lock is held, so whatever queued meanwhile joins in.
                     batch = self._callback_queue[:_CALLBACK_BATCH]
                     del self._callback_queue[:_CALLBACK_BATCH]
-                    live = await self._write_locked(functools.partial(self._insert_callbacks, batch=batch))
+                    live, refused = await self._write_locked(
+                        functools.partial(self._insert_callbacks, batch=batch)
+                    )
             except Exception as exc:  # the batch is taken before anything that can fail
                 for pending in batch:
                     if not pending.done.done():
@@ -427,36 +486,78 @@ class SqliteStore(WebhookQueries, SqliteBase):
                     pending.done.cancel()
                 self._callback_queue.clear()
                 raise
-            for pending in batch:
+            for index, pending in enumerate(batch):
                 if pending.done.done():
                     continue
-                if pending.task_id in live:
+                if index in refused:
+                    pending.done.set_exception(refused[index])
+                elif pending.task_id in live:
                     pending.done.set_result(live[pending.task_id])
                 else:
                     pending.done.set_exception(TaskNotFound(pending.task_id))
 
-    @staticmethod
-    def _insert_callbacks(db: sqlite3.Connection, batch: list[PendingCallback]) -> dict[str, bool]:
-        """Insert the callbacks of known tasks; make live ones due. {task id: due} for known tasks."""
+    def _insert_callbacks(
+        self, db: sqlite3.Connection, batch: list[PendingCallback]
+    ) -> tuple[dict[str, bool], dict[int, Exception]]:
+        """Keep the callbacks of known tasks and make live ones due. Returns {task id: due} for the
+        known tasks, and the error of each callback (by its place in ``batch``) that could not be kept.
+
+        What one callback URL can cost is bounded: a task keeps at most ``callbacks_kept_per_task``
+        bodies and ``callback_bytes_per_task`` bytes (later ones are counted, not kept), and its
+        confirmations are coalesced: a callback makes the next Task/Detail due at once, or
+        ``callback_confirm_interval`` after the last one started, whichever is later. One row that
+        cannot be written (whatever is odd about it) fails alone, never its batch.
+        """
         ids = sorted({p.task_id for p in batch})
         rows = db.execute(
-            f"SELECT id, status IN {_AT_WIRO} FROM tasks WHERE id IN ({', '.join('?' for _ in ids)})", ids
+            f"SELECT id, status IN {_AT_WIRO}, callbacks_kept, callback_bytes FROM tasks "
+            f"WHERE id IN ({', '.join('?' for _ in ids)})",
+            ids,
         ).fetchall()
         live = {row[0]: bool(row[1]) for row in rows}
-        kept = [p for p in batch if p.task_id in live]
-        if kept:
-            db.executemany(
+        kept = {row[0]: [row[2], row[3]] for row in rows}
+        refused: dict[int, Exception] = {}
+        for index, pending in enumerate(batch):
+            if pending.task_id not in live:
+                continue
+            # Runs on the writer's thread: errors are handed back, never set on the futures here.
+            db.execute("SAVEPOINT callback")
+            try:
+                self._insert_callback(db, pending, kept[pending.task_id], live[pending.task_id])
+            except (sqlite3.Error, ValueError) as exc:
+                db.execute("ROLLBACK TO callback")
+                refused[index] = exc
+            finally:
+                db.execute("RELEASE callback")
+        return live, refused
+
+    def _insert_callback(
+        self, db: sqlite3.Connection, p: PendingCallback, kept: list[int], live: bool
+    ) -> None:
+        count, size = kept
+        keep = count < self.callbacks_kept_per_task and size + len(p.body) <= self.callback_bytes_per_task
+        if keep:
+            # JSON can spell text that no UTF-8 carries (a lone surrogate, "\ud800"): the claimed
+            # status is kept with a mark in its place; the body itself is stored byte for byte.
+            claimed = p.claimed_status.encode("utf-8", "replace").decode() if p.claimed_status else None
+            db.execute(
                 "INSERT INTO callbacks (task_id, received_at, content_type, body, claimed_status) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(p.task_id, p.at, p.content_type, p.body, p.claimed_status) for p in kept],
+                (p.task_id, p.at, p.content_type, p.body, claimed),
             )
-        due = [(p.at, p.at, p.task_id) for p in kept if live[p.task_id]]
-        if due:
-            db.executemany(
-                f"UPDATE tasks SET last_callback_at = ?, poll_at = ? WHERE id = ? AND status IN {_AT_WIRO}",
-                due,
+            kept[0], kept[1] = count + 1, size + len(p.body)
+        db.execute(
+            "UPDATE tasks SET callbacks_kept = callbacks_kept + ?, callback_bytes = callback_bytes + ?, "
+            "callbacks_dropped = callbacks_dropped + ? WHERE id = ?",
+            (int(keep), len(p.body) if keep else 0, int(not keep), p.task_id),
+        )
+        if live:
+            db.execute(
+                "UPDATE tasks SET last_callback_at = ?, "
+                "poll_at = MIN(COALESCE(poll_at, ?), MAX(?, COALESCE(last_detail_at, 0) + ?)) "
+                f"WHERE id = ? AND status IN {_AT_WIRO}",
+                (p.at, p.at, p.at, self.callback_confirm_interval, p.task_id),
             )
-        return live
 
     async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]:
         rows = await fetch_all(
@@ -529,11 +630,13 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "updated_at = ?, poll_attempts = COALESCE(?, poll_attempts), "
                 "last_detail_at = COALESCE(?, last_detail_at), "
                 "poll_at = CASE WHEN ? THEN NULL "
-                "  WHEN last_callback_at > COALESCE(?, last_detail_at, 0) THEN ? ELSE ? END "
+                "  WHEN last_callback_at > COALESCE(?, last_detail_at, 0) "
+                "  THEN MAX(?, COALESCE(?, last_detail_at, 0) + ?) ELSE ? END "
                 "WHERE id = ?",
                 (
                     observation.wiro_status, observation.wiro_status, at, poll_attempts, looked_at,
-                    terminal, looked_at, at, next_poll_at, task_id,
+                    terminal, looked_at, at, looked_at, self.callback_confirm_interval, next_poll_at,
+                    task_id,
                 ),
             )  # fmt: skip
             if new is None:

@@ -2,8 +2,14 @@
 
 Writes go through a single connection behind an ``asyncio.Lock``, each unit of work one short
 ``BEGIN IMMEDIATE`` transaction. Reads use a second connection: under WAL they never wait for the
-writer. Listeners registered with ``on_commit`` are told after every commit that wrote events, so the
-dispatcher and the event stream wake at once instead of on their next tick.
+writer. Listeners registered with ``on_commit`` are told after every commit that wrote events (and
+of which types), so the dispatcher, the submitter and the event stream wake at once instead of on
+their next tick.
+
+One process per file: SQLite serialises writers, but the relay's loops also keep their claims on
+work in memory, so a second relay on the same file would send the same Runs. ``open`` takes an
+exclusive lock on ``<file>.lock`` (``flock``: the kernel drops it when the process dies, however it
+dies) and refuses with ``DatabaseBusy`` while another process holds it.
 
 A write transaction is a plain function of a ``sqlite3.Connection``, run whole on the writer's
 thread (``SqliteBase._write``): one round trip from the event loop, however many statements it has.
@@ -16,8 +22,13 @@ lock for eight turns, and the one writer became the relay's ceiling (measured wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
+import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +37,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from service.store import migrate
+from service.store.base import StoreError
 
 T = TypeVar("T")
 
@@ -43,6 +55,44 @@ async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> aio
     """The first row of a query (or None), in one round trip."""
     rows = await fetch_all(db, sql, params)
     return rows[0] if rows else None
+
+
+class DatabaseBusy(StoreError):
+    """Another process serves this SQLite file."""
+
+
+class ProcessLock:
+    """An exclusive ``flock`` on a file beside the database, naming its holder for the next comer."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise DatabaseBusy(
+                f"{self.path.with_suffix('')} is in use by another wiro-relay process ({holder}); "
+                "SQLite runs one relay process per database file: stop the other one, or give this "
+                "one its own RELAY_DATABASE_URL"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
 
 
 @dataclass(slots=True)
@@ -69,16 +119,25 @@ class SqliteBase:
         busy_timeout_ms: int = 5000,
         delivery_attempts: int = 8,
         first_delivery_delay: float = 0.0,
+        exclusive: bool = True,
+        callback_confirm_interval: float = 1.0,
+        callbacks_kept_per_task: int = 10,
+        callback_bytes_per_task: int = 4 * 1024 * 1024,
     ) -> None:
         self.delivery_attempts = delivery_attempts
         self.first_delivery_delay = first_delivery_delay
+        self.callback_confirm_interval = callback_confirm_interval
+        self.callbacks_kept_per_task = callbacks_kept_per_task
+        self.callback_bytes_per_task = callback_bytes_per_task
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
+        self._lock = ProcessLock(self.path) if exclusive else None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._listeners: list[Callable[[], None]] = []
-        self._wrote_events = False
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
+        self._event_types: set[str] = set()
+        """The types of the events the transaction in progress wrote."""
         # Callbacks waiting for the next group commit, and the task that writes them (see
         # ``SqliteStore.record_callback``).
         self._callback_queue: list[PendingCallback] = []
@@ -95,22 +154,33 @@ class SqliteBase:
         return db
 
     async def open(self, *, apply_migrations: bool = True) -> list[str]:
-        """Open the file (creating it and its folder), switch to WAL, apply pending migrations."""
+        """Take the file's process lock, open it (creating it and its folder), switch to WAL and
+        apply pending migrations. Whatever was opened is closed again when a step fails."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only = ON")
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await self.close()
+            raise
         return applied
 
     async def close(self) -> None:
         if self._callback_writer is not None:  # callbacks being committed finish first
             await asyncio.gather(self._callback_writer, return_exceptions=True)
-        for db in (self._reader, self._writer):
-            if db is not None:
-                await db.close()
-        self._reader = self._writer = None
+        try:
+            for db in (self._reader, self._writer):
+                if db is not None:
+                    await db.close()
+        finally:
+            self._reader = self._writer = None
+            if self._lock is not None:
+                self._lock.release()
 
     @property
     def _w(self) -> aiosqlite.Connection:
@@ -150,12 +220,13 @@ class SqliteBase:
         try:
             result: T = await db._execute(transaction)  # type: ignore[no-untyped-call]
         except BaseException:
-            self._wrote_events = False
+            self._event_types.clear()
             raise
-        if self._wrote_events:
-            self._wrote_events = False
+        if self._event_types:
+            types = frozenset(self._event_types)
+            self._event_types.clear()
             for listener in self._listeners:
-                listener()
+                listener(types)
         return result
 
     async def pending_migrations(self) -> list[str]:
@@ -185,6 +256,6 @@ class SqliteBase:
             row = await cur.fetchone()
         return str(row[0]) if row else "no answer"
 
-    def on_commit(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after each commit that wrote at least one event."""
+    def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener`` after each commit that wrote at least one event, with their types."""
         self._listeners.append(listener)

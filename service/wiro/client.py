@@ -230,6 +230,15 @@ class WiroClient:
         tasks = payload.get("tasklist")
         return [TaskDetail.parse(t) for t in tasks] if isinstance(tasks, list) else []
 
+    async def list_page(self, *, start: int, limit: int) -> list[TaskDetail]:
+        """One page of the project's tasks, newest id first. Unlike ``list_tasks``, an answer without
+        a ``tasklist`` list is an error, never an empty page: callers conclude from what a page lacks."""
+        form = {"type": "model", "sort": "id", "order": "DESC", "limit": str(limit), "start": str(start)}
+        tasks = (await self._read("Task/List", form)).get("tasklist")
+        if not isinstance(tasks, list):
+            raise WiroServerError("Task/List answer has no tasklist", endpoint="Task/List")
+        return [TaskDetail.parse(t) for t in tasks]
+
     async def upload_file(
         self, filename: str, content: bytes, content_type: str, *, folder_id: str | None = None
     ) -> UploadedFile:

@@ -139,8 +139,11 @@ class TaskLife(RuleBasedStateMachine):
 
     @rule()
     def run_on_its_way(self) -> None:
-        started = self.runner.run(self.runner.store.note_run_started(self.task_id, self._at()))
-        assert started == (self.status is Q and not self.cancel_requested)
+        started = self.runner.run(
+            self.runner.store.note_run_started(self.task_id, self._at(), callback_url="https://cb/x")
+        )
+        # A compare-and-set: never while an earlier Run is outstanding.
+        assert started == (self.status is Q and not self.cancel_requested and not self.run_started)
         self.run_started = self.run_started or started
 
     @rule(code=st.sampled_from(["wiro_validation_error", "wiro_insufficient_balance"]))

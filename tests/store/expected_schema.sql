@@ -128,7 +128,7 @@ CREATE TABLE tasks (
     last_callback_at  REAL,
     last_detail_at    REAL,                        -- when the last Task/Detail for it started
     cancel_requested  INTEGER NOT NULL DEFAULT 0
-) STRICT;
+, wiro_callback_url TEXT, reconcile_offset INTEGER NOT NULL DEFAULT 0, run_unresolved_at REAL, waiting_for_slot INTEGER NOT NULL DEFAULT 0, callbacks_kept INTEGER NOT NULL DEFAULT 0, callback_bytes INTEGER NOT NULL DEFAULT 0, callbacks_dropped INTEGER NOT NULL DEFAULT 0) STRICT;
 
 -- index callbacks_by_task
 CREATE INDEX callbacks_by_task ON callbacks (task_id, id);
@@ -184,6 +184,10 @@ CREATE INDEX tasks_poll_due ON tasks (poll_at) WHERE status IN ('submitted', 'ru
 -- index tasks_run_in_flight
 CREATE INDEX tasks_run_in_flight ON tasks (status, run_started_at)
     WHERE status = 'queued' AND run_started_at IS NOT NULL;
+
+-- index tasks_slot_wait
+CREATE INDEX tasks_slot_wait ON tasks (created_at, id)
+    WHERE status = 'queued' AND waiting_for_slot = 1;
 
 -- index tasks_submit_due
 CREATE INDEX tasks_submit_due ON tasks (next_attempt_at) WHERE status = 'queued';

@@ -14,6 +14,8 @@ from service.store import IdempotencyConflict, NewTask, SqliteStore, Store, Task
 from service.store.base import Subscription
 from service.wiro.types import Output, RunResult
 
+CALLBACK_URL = "https://relay.example/callbacks/wiro/task_x/token"
+
 
 @pytest.fixture(params=["sqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
@@ -46,7 +48,7 @@ def event_types(path: Path, task_id: str) -> list[str]:
 
 async def submitted(store: Store, at: float = 1000.0) -> str:
     task, _ = await store.create_task(new_task(at))
-    assert await store.note_run_started(task.id, at + 1)
+    assert await store.note_run_started(task.id, at + 1, callback_url=CALLBACK_URL)
     await store.record_submitted(
         task.id, RunResult("w-1", "tok"), at=at + 2, poll_at=at + 100, source=Source.SUBMIT
     )
@@ -136,7 +138,7 @@ async def test_summary_counts_states_and_adds_cost(store: Store) -> None:
 async def test_a_run_mark_blocks_a_local_cancel_and_counts_in_flight(store: Store) -> None:
     task, _ = await store.create_task(new_task())
     assert await store.in_flight_count() == 0
-    assert await store.note_run_started(task.id, 1001.0)
+    assert await store.note_run_started(task.id, 1001.0, callback_url=CALLBACK_URL)
     assert await store.in_flight_count() == 1
     assert await store.cancel_unsent(task.id, 1002.0) is None
     jobs = await store.due_submissions(2000.0, 10)
@@ -148,7 +150,7 @@ async def test_a_local_cancel_stops_a_later_run_mark(store: Store) -> None:
     cancelled = await store.cancel_unsent(task.id, 1001.0)
     assert cancelled is not None
     assert cancelled.status is TaskStatus.CANCELLED
-    assert not await store.note_run_started(task.id, 1002.0)
+    assert not await store.note_run_started(task.id, 1002.0, callback_url=CALLBACK_URL)
     assert (
         await store.record_submitted(task.id, RunResult("w", "t"), at=1003, poll_at=1, source=Source.SUBMIT)
         is None
@@ -157,7 +159,7 @@ async def test_a_local_cancel_stops_a_later_run_mark(store: Store) -> None:
 
 async def test_deferral_schedules_the_next_attempt(store: Store) -> None:
     task, _ = await store.create_task(new_task())
-    await store.note_run_started(task.id, 1001.0)
+    await store.note_run_started(task.id, 1001.0, callback_url=CALLBACK_URL)
     await store.defer_submission(
         task.id, at=1002.0, next_attempt_at=1500.0, note="code 96", clear_run_started=True
     )

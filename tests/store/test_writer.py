@@ -31,11 +31,11 @@ async def test_a_transaction_that_fails_midway_leaves_nothing_and_the_writer_goe
     store: SqliteStore,
 ) -> None:
     told: list[int] = []
-    store.on_commit(lambda: told.append(1))
+    store.on_commit(lambda types: told.append(1))
 
     def half_then_fail(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO relay_meta (key, value) VALUES ('half', 'written')")
-        store._wrote_events = True  # as an event insert would have
+        store._event_types.add("task.queued")  # as an event insert would have
         raise RuntimeError("disk full, say")
 
     with pytest.raises(RuntimeError, match="disk full"):
@@ -51,7 +51,7 @@ async def test_a_transaction_that_fails_midway_leaves_nothing_and_the_writer_goe
 
 async def test_listeners_are_told_only_of_commits_that_wrote_events(store: SqliteStore) -> None:
     told: list[int] = []
-    store.on_commit(lambda: told.append(1))
+    store.on_commit(lambda types: told.append(1))
     task_id = await submitted(store)
     assert len(told) == 2  # created (task.queued), run mark (no event), submitted (task.submitted)
     await store.request_cancel(task_id, 1100.0)  # no event
