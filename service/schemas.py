@@ -20,7 +20,7 @@ MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 MAX_URL = 2048
 MAX_PROMPT = 4000
-_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_KEY = re.compile(r"[A-Za-z0-9_.\-]+")  # with fullmatch: "$" also matches before a final "\n"
 
 
 def _http_url(value: str) -> str:
@@ -68,7 +68,7 @@ def _metadata(value: dict[str, str]) -> dict[str, str]:
     if len(value) > MAX_METADATA_KEYS:
         raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
     for key, item in value.items():
-        if not (1 <= len(key) <= MAX_METADATA_KEY) or not _KEY.match(key):
+        if not (1 <= len(key) <= MAX_METADATA_KEY) or not _KEY.fullmatch(key):
             raise ValueError(f"key {key[:80]!r} must be 1-{MAX_METADATA_KEY} characters of A-Z a-z 0-9 _ . -")
         if len(item) > MAX_METADATA_VALUE:
             raise ValueError(f"value of {key!r} is longer than {MAX_METADATA_VALUE} characters")

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api.errors import error_response
+from service.api.validate import is_text
 from service.relay import Relay
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,7 @@ def _claimed_status(body: bytes) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("tasklist"), list) and data["tasklist"]:
         data = data["tasklist"][0]
     status = data.get("status") if isinstance(data, dict) else None
-    return status[:64] if isinstance(status, str) else None
+    return status[:64] if isinstance(status, str) and is_text(status[:64]) else None
 
 
 def _not_found() -> Response:

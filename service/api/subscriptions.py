@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.bodies import parse_json_object
-from service.api.errors import ApiError, validation_error
+from service.api.errors import ApiError
 from service.api.params import timestamp
+from service.api.validate import validated
 from service.models import new_id
 from service.relay import Relay
 from service.schemas import Recover, SecretRotation, SubscriptionCreate, SubscriptionUpdate
@@ -72,10 +73,7 @@ async def read_model(request: Request, model: type[M], *, empty_ok: bool = False
         if content_type != "application/json":
             raise ApiError(415, "unsupported_media_type", "send application/json")
         data = parse_json_object(raw)
-    try:
-        return model.model_validate(data, strict=True)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    return validated(model, data, strict=True)
 
 
 async def _find(request: Request) -> Subscription:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service.api.bodies import BodyTooLarge, parse_json_object
-from service.api.errors import ApiError, validation_error
+from service.api.errors import ApiError
 from service.api.params import decode_cursor, encode_cursor, limit, timestamp
 from service.api.subscriptions import refuse_destination
+from service.api.validate import refuse_non_text, validated
 from service.models import Task, TaskStatus
 from service.relay import CancelRefused, Relay, request_hash
 from service.schemas import TaskCreate
@@ -68,11 +68,7 @@ async def create_task(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     image: tuple[bytes, str, str] | None = None
     if content_type == "application/json":
-        raw = parse_json_object(await request.body())
-        try:
-            body = TaskCreate.model_validate(raw, strict=True)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        body = validated(TaskCreate, parse_json_object(await request.body()), strict=True)
     elif content_type == "multipart/form-data":
         body, image = await _read_multipart(request, relay)
     else:
@@ -136,6 +132,8 @@ async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, t
     finally:
         await form.close()
     top = {k: fields.pop(k) for k in ("model", "webhook_url", "metadata") if k in fields}
+    refuse_non_text(top)  # the form's charset can be one (unicode_escape) that makes surrogates
+    refuse_non_text(fields, "input")
     if "metadata" in top:
         try:
             top["metadata"] = parse_json_object(str(top["metadata"]).encode())
@@ -147,14 +145,11 @@ async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, t
         if "inputImageUrl" in fields:
             raise ApiError(400, "conflicting_image", "give inputImage or inputImageUrl, not both")
         fields["inputImageUrl"] = _PLACEHOLDER_URL
-    try:
-        body = TaskCreate.model_validate({**top, "input": fields}, strict=False)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-    return body, image
+    return validated(TaskCreate, {**top, "input": fields}, strict=False), image
 
 
 async def _read_image(upload: UploadFile, limit: int) -> tuple[bytes, str, str]:
+    refuse_non_text(upload.filename or "", "inputImage.filename")
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, "image_too_large", f"inputImage exceeds {limit} bytes")
