@@ -35,7 +35,7 @@ from rich.table import Table
 
 from service import __version__
 from service.models import EVENT_TYPES
-from service.wiro.model import ASPECT_RATIOS, RESOLUTIONS
+from service.wiro.model import ASPECT_RATIOS, RESOLUTIONS, help_text
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 DEFAULT_TIMEOUT = 30.0
@@ -514,25 +514,25 @@ def _print_outcome(task: Mapping[str, Any]) -> None:
     help="The input image: a local PNG, JPEG, WebP or GIF file (uploaded through the relay) or an "
     "http(s) URL Wiro can fetch.",
 )
-@click.option("--prompt", help="What the video should show.")
-@click.option("--negative-prompt", help="What the video should avoid.")
+@click.option("--prompt", help=help_text("prompt"))
+@click.option("--negative-prompt", help=help_text("negativePrompt"))
 @click.option(
     "--resolution",
     type=click.Choice(RESOLUTIONS, case_sensitive=False),
     metavar="[" + "|".join(RESOLUTIONS) + "]",
-    help="Default 480P.",
+    help=help_text("resolution"),
 )
 @click.option(
     "--aspect-ratio",
     type=click.Choice(ASPECT_RATIOS, case_sensitive=False),
     metavar="[" + "|".join(ASPECT_RATIOS) + "]",
-    help="Default: Default.",
+    help=help_text("aspectRatio"),
 )
-@click.option("--num-frames", type=int, help="4n+1 from 5 to 241; default 81.")
-@click.option("--scale", type=float, help="Guidance scale, 0-20; default 5.0.")
-@click.option("--steps", type=int, help="Sampling steps, 1-100; default 25.")
-@click.option("--fps", type=int, help="Frames per second, 1-60; default 16.")
-@click.option("--seed", type=int, help="Random seed; default 42.")
+@click.option("--num-frames", type=int, help=help_text("numFrames"))
+@click.option("--scale", type=float, help=help_text("scale"))
+@click.option("--steps", type=int, help=help_text("steps"))
+@click.option("--fps", type=int, help=help_text("fps"))
+@click.option("--seed", metavar="INTEGER", help=help_text("seed"))
 @click.option(
     "--metadata",
     multiple=True,
@@ -563,7 +563,7 @@ def submit(
     scale: float | None,
     steps: int | None,
     fps: int | None,
-    seed: int | None,
+    seed: str | None,
     metadata: dict[str, str],
     webhook_url: str | None,
     idempotency_key: str | None,
@@ -597,7 +597,7 @@ def submit(
         "scale": scale,
         "steps": steps,
         "fps": fps,
-        "seed": None if seed is None else str(seed),
+        "seed": seed,
     }
     inputs.update({name: value for name, value in flags.items() if value is not None})
     local: Path | None = None
