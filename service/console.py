@@ -350,11 +350,17 @@ def _print_json(value: Any) -> None:
     click.echo(inert_json(value, indent=2))
 
 
+def _moment_of(value: Any) -> dt.datetime:
+    """An RFC 3339 time from the relay; ValueError when it is not one."""
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _when(value: Any) -> str:
     if not value:
         return "-"
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = _moment_of(value)
     except ValueError:
         return str(value)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -1033,8 +1039,9 @@ def _print_subscription(sub: Mapping[str, Any]) -> None:
 
 def _secret_hint(sub_id: str) -> None:
     _echo(
-        "Store this secret now where the receiver can read it: it verifies every delivery (Standard "
-        f"Webhooks). It is not shown again; `wiro-relay subscriptions rotate-secret {sub_id}` replaces it.",
+        "Store this secret where the receiver can read it: it verifies every delivery (Standard "
+        f"Webhooks). `wiro-relay subscriptions secret {sub_id}` shows it again; "
+        f"`wiro-relay subscriptions rotate-secret {sub_id}` replaces it.",
         err=True,
     )
 
@@ -1085,7 +1092,8 @@ def create_subscription(
 ) -> None:
     """Create a subscription; prints its id and secret.
 
-    The signing secret is shown this once: store it where the receiver can verify deliveries with it.
+    Store the signing secret where the receiver can verify deliveries with it; `subscriptions
+    secret` shows it again.
 
     \b
     Example:
@@ -1242,6 +1250,32 @@ def delete_subscription(subscription_id: str) -> None:
     with _client() as relay:
         relay.call("DELETE", f"/v1/subscriptions/{_seg(subscription_id)}")
     _echo(f"deleted {subscription_id}")
+
+
+@subscriptions.command("secret", context_settings=CONTEXT)
+@click.argument("subscription_id", metavar="ID")
+@json_option
+@relay_options
+def show_secret(subscription_id: str, as_json: bool) -> None:
+    """Show a subscription's signing secret.
+
+    The secret its deliveries are signed with, for a receiver that needs it again. During a
+    rotation's grace period the previous secret signs too, until the time shown.
+
+    \b
+    Example:
+      wiro-relay subscriptions secret sub_01M86YGC1QGS8TMN4HY89PHYJS
+    """
+    with _client() as relay:
+        found = relay.json("GET", f"/v1/subscriptions/{_seg(subscription_id)}/secret")
+    if as_json:
+        _print_json(found)
+        return
+    _echo(f"secret: {found['secret']}")
+    until = found.get("previous_secret_expires_at")
+    with contextlib.suppress(ValueError):
+        if until and _moment_of(until) > dt.datetime.now(dt.UTC):
+            _echo(f"the previous secret signs too until {until}")
 
 
 @subscriptions.command("rotate-secret", context_settings=CONTEXT)
