@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+MIN_TOKEN_LENGTH = 16
+"""The shortest API token taken: shorter ones are too easy to guess."""
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -84,8 +87,8 @@ def _bool(raw: str) -> bool:
 
 def _tokens(raw: str) -> tuple[str, ...]:
     tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
-    if any(len(t) < 16 for t in tokens):
-        raise ValueError("each token must be at least 16 characters")
+    if any(len(t) < MIN_TOKEN_LENGTH for t in tokens):
+        raise ValueError(f"each token must be at least {MIN_TOKEN_LENGTH} characters")
     return tokens
 
 
@@ -176,7 +179,8 @@ VARIABLES: tuple[Variable, ...] = (
         "api_tokens",
         _tokens,
         "",
-        "Comma-separated bearer tokens for /v1/* (callbacks excepted). None set: the service "
+        f"Comma-separated bearer tokens for /v1/* (callbacks excepted), each at least "
+        f"{MIN_TOKEN_LENGTH} characters (`openssl rand -hex 24` makes one). None set: the service "
         "listens on loopback only, unless RELAY_ALLOW_UNAUTHENTICATED=true.",
         secret=True,
         file_variant=True,

@@ -32,10 +32,12 @@ import httpx
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from service import __version__
 from service.models import EVENT_TYPES
-from service.wiro.model import ASPECT_RATIOS, RESOLUTIONS
+from service.terminal import inert, inert_json
+from service.wiro.model import ASPECT_RATIOS, RESOLUTIONS, help_text
 
 DEFAULT_URL = "http://127.0.0.1:8787"
 DEFAULT_TIMEOUT = 30.0
@@ -80,9 +82,9 @@ class RelayError(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         prefix = f"error: {self.code}: " if self.code else "error: "
-        click.echo(prefix + self.message, err=True)
+        _echo(prefix + self.message, err=True)
         for line in _detail_lines(self.details):
-            click.echo(f"  {line}", err=True)
+            _echo(f"  {line}", err=True)
 
 
 def _detail_lines(details: Any) -> list[str]:
@@ -320,6 +322,12 @@ def _table(*columns: str) -> Table:
     return table
 
 
+def _add_row(table: Table, *cells: Any, style: str | None = None) -> None:
+    """A row of cells as plain text: no rich markup or emoji codes read in them, no control
+    character left in them."""
+    table.add_row(*(Text(inert("" if cell is None else str(cell))) for cell in cells), style=style)
+
+
 def _print_table(table: Table) -> None:
     """On a terminal as rich draws it; elsewhere as plain, aligned columns without trailing blanks."""
     console = _console()
@@ -332,15 +340,27 @@ def _print_table(table: Table) -> None:
         click.echo(line.rstrip())
 
 
+def _echo(line: str, *, err: bool = False) -> None:
+    """One line of output, every control character in it made inert (visible escapes): lines often
+    carry text from outside (subscribers' answers, Wiro's errors, metadata, prompts)."""
+    click.echo(inert(line), err=err)
+
+
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    click.echo(inert_json(value, indent=2))
+
+
+def _moment_of(value: Any) -> dt.datetime:
+    """An RFC 3339 time from the relay; ValueError when it is not one."""
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _when(value: Any) -> str:
     if not value:
         return "-"
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = _moment_of(value)
     except ValueError:
         return str(value)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -373,7 +393,7 @@ def _fields(rows: Iterable[tuple[str, Any]]) -> None:
     rows = list(rows)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
-        click.echo(f"{name:<{width}}  {_text(value)}")
+        _echo(f"{name:<{width}}  {_text(value)}")
 
 
 def _short(text: str, limit: int = 120) -> str:
@@ -467,13 +487,14 @@ def _follow(relay: RelayClient, task: dict[str, Any], *, err: bool) -> dict[str,
         if key != seen:
             seen = key
             if tty:
-                console.print(_progress_line(current), style=_STATUS_STYLE.get(current["status"]))
+                line = Text(inert(_progress_line(current)), style=_STATUS_STYLE.get(current["status"], ""))
+                console.print(line)
             else:
-                click.echo(_progress_line(current), err=err)
+                _echo(_progress_line(current), err=err)
 
     report(task)
     delay, failing = 0.25, False
-    spinner = console.status(f"{task_id}: {task['status']}") if tty else contextlib.nullcontext()
+    spinner = console.status(Text(inert(f"{task_id}: {task['status']}"))) if tty else contextlib.nullcontext()
     with spinner as status:
         while task["status"] not in TERMINAL or "timeline" not in task:
             time.sleep(delay)
@@ -483,28 +504,30 @@ def _follow(relay: RelayClient, task: dict[str, Any], *, err: bool) -> dict[str,
                 if exc.status is not None and exc.status < 500:
                     raise
                 if not failing:
-                    click.echo(f"{exc.message}; trying again", err=True)
+                    _echo(f"{exc.message}; trying again", err=True)
                 failing, delay = True, min(delay * 2, MAX_BACKOFF)
                 continue
             if failing:
-                click.echo("reached the relay again", err=True)
+                _echo("reached the relay again", err=True)
             failing, delay = False, min(max(delay * 2, 0.25), 1.0)
             report(task)
             if status is not None:
-                status.update(f"{task_id}: {task['status']} ({time.monotonic() - started:.0f} s)")
+                status.update(
+                    Text(inert(f"{task_id}: {task['status']} ({time.monotonic() - started:.0f} s)"))
+                )
     return task
 
 
 def _print_outcome(task: Mapping[str, Any]) -> None:
-    click.echo(
+    _echo(
         f"{task['id']} {task['status']}: elapsed {_seconds(task.get('elapsed_seconds'))}, "
         f"cost {_cost(task.get('cost_usd'))}"
     )
     for output in task.get("outputs") or []:
-        click.echo(f"output: {output.get('url')} ({output.get('content_type')}, {output.get('size')} bytes)")
+        _echo(f"output: {output.get('url')} ({output.get('content_type')}, {output.get('size')} bytes)")
     error = task.get("error")
     if error:
-        click.echo(f"error: {error.get('code')}: {error.get('message')}")
+        _echo(f"error: {error.get('code')}: {error.get('message')}")
 
 
 @click.command("submit", context_settings=CONTEXT)
@@ -514,25 +537,25 @@ def _print_outcome(task: Mapping[str, Any]) -> None:
     help="The input image: a local PNG, JPEG, WebP or GIF file (uploaded through the relay) or an "
     "http(s) URL Wiro can fetch.",
 )
-@click.option("--prompt", help="What the video should show.")
-@click.option("--negative-prompt", help="What the video should avoid.")
+@click.option("--prompt", help=help_text("prompt"))
+@click.option("--negative-prompt", help=help_text("negativePrompt"))
 @click.option(
     "--resolution",
     type=click.Choice(RESOLUTIONS, case_sensitive=False),
     metavar="[" + "|".join(RESOLUTIONS) + "]",
-    help="Default 480P.",
+    help=help_text("resolution"),
 )
 @click.option(
     "--aspect-ratio",
     type=click.Choice(ASPECT_RATIOS, case_sensitive=False),
     metavar="[" + "|".join(ASPECT_RATIOS) + "]",
-    help="Default: Default.",
+    help=help_text("aspectRatio"),
 )
-@click.option("--num-frames", type=int, help="4n+1 from 5 to 241; default 81.")
-@click.option("--scale", type=float, help="Guidance scale, 0-20; default 5.0.")
-@click.option("--steps", type=int, help="Sampling steps, 1-100; default 25.")
-@click.option("--fps", type=int, help="Frames per second, 1-60; default 16.")
-@click.option("--seed", type=int, help="Random seed; default 42.")
+@click.option("--num-frames", type=int, help=help_text("numFrames"))
+@click.option("--scale", type=float, help=help_text("scale"))
+@click.option("--steps", type=int, help=help_text("steps"))
+@click.option("--fps", type=int, help=help_text("fps"))
+@click.option("--seed", metavar="INTEGER", help=help_text("seed"))
 @click.option(
     "--metadata",
     multiple=True,
@@ -563,7 +586,7 @@ def submit(
     scale: float | None,
     steps: int | None,
     fps: int | None,
-    seed: int | None,
+    seed: str | None,
     metadata: dict[str, str],
     webhook_url: str | None,
     idempotency_key: str | None,
@@ -597,7 +620,7 @@ def submit(
         "scale": scale,
         "steps": steps,
         "fps": fps,
-        "seed": None if seed is None else str(seed),
+        "seed": seed,
     }
     inputs.update({name: value for name, value in flags.items() if value is not None})
     local: Path | None = None
@@ -625,14 +648,13 @@ def submit(
                 _print_json(task)
             else:
                 note = " (replayed: this Idempotency-Key already made it)" if replayed else ""
-                click.echo(f"submitted {task['id']}: {task['status']}{note}")
+                _echo(f"submitted {task['id']}: {task['status']}{note}")
             return
         try:
             task = _follow(relay, task, err=as_json)
         except KeyboardInterrupt:
-            click.echo(
-                f"\nstopped following {task['id']}; it goes on (wiro-relay task {task['id']})", err=True
-            )
+            click.echo(err=True)
+            _echo(f"stopped following {task['id']}; it goes on (wiro-relay task {task['id']})", err=True)
             click.get_current_context().exit(130)
     if as_json:
         _print_json(task)
@@ -668,7 +690,7 @@ def _pages(
 
 def _more_hint(cursor: str | None, what: str) -> None:
     if cursor:
-        click.echo(f"more {what}: add --all, or --cursor {cursor}", err=True)
+        _echo(f"more {what}: add --all, or --cursor {cursor}", err=True)
 
 
 @click.command("tasks", context_settings=CONTEXT)
@@ -732,11 +754,12 @@ def tasks(
         _print_json({"data": items, "next_cursor": next_cursor})
         return
     if not items:
-        click.echo("no tasks match", err=True)
+        _echo("no tasks match", err=True)
         return
     table = _table("id", "status", "wiro status", "created (UTC)", "elapsed", "cost")
     for task in items:
-        table.add_row(
+        _add_row(
+            table,
             task["id"],
             task["status"],
             (task.get("wiro") or {}).get("status") or "-",
@@ -790,21 +813,25 @@ def task(task_id: str, as_json: bool) -> None:
             ("cancel", "requested" if found.get("cancel_requested") else None),
         ]
     )
-    click.echo("\ninput")
+    click.echo()
+    _echo("input")
     for name, value in (found.get("input") or {}).items():
-        click.echo(f"  {name}: {_short(str(value))}")
+        _echo(f"  {name}: {_short(str(value))}")
     outputs = found.get("outputs") or []
     if outputs:
-        click.echo("\noutputs")
+        click.echo()
+        _echo("outputs")
         for output in outputs:
-            click.echo(
+            _echo(
                 f"  {output.get('name')}  {output.get('content_type')}  {output.get('size')} bytes  "
                 f"{output.get('url')}"
             )
-    click.echo("\ntimeline")
+    click.echo()
+    _echo("timeline")
     table = _table("time (UTC)", "status", "wiro status", "source", "note")
     for entry in found.get("timeline") or []:
-        table.add_row(
+        _add_row(
+            table,
             _when(entry.get("at")),
             entry.get("status") or "-",
             entry.get("wiro_status") or "-",
@@ -839,9 +866,9 @@ def cancel(task_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(found)
     elif found["status"] == "cancelled":
-        click.echo(f"{found['id']}: cancelled")
+        _echo(f"{found['id']}: cancelled")
     else:
-        click.echo(f"{found['id']}: cancel requested, the relay finishes it (now {found['status']})")
+        _echo(f"{found['id']}: cancel requested, the relay finishes it (now {found['status']})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -972,7 +999,7 @@ def _watch(relay: RelayClient, params: list[tuple[str, str]], count: int | None,
             if not connected or (exc.status is not None and exc.status < 500):
                 raise
             reason = exc.message
-        click.echo(f"{reason}; reconnecting in {backoff:g} s", err=True)
+        _echo(f"{reason}; reconnecting in {backoff:g} s", err=True)
         time.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -983,9 +1010,9 @@ def _print_event(message: ServerEvent, as_json: bool) -> None:
     except ValueError:
         event = {"seq": message.id, "type": message.event, "data": message.data}
     if as_json:
-        click.echo(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+        click.echo(inert_json(event, separators=(",", ":")))
     else:
-        click.echo(_event_line(event if isinstance(event, Mapping) else {"data": event}))
+        _echo(_event_line(event if isinstance(event, Mapping) else {"data": event}))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1011,9 +1038,10 @@ def _print_subscription(sub: Mapping[str, Any]) -> None:
 
 
 def _secret_hint(sub_id: str) -> None:
-    click.echo(
-        "Store this secret now where the receiver can read it: it verifies every delivery (Standard "
-        f"Webhooks). It is not shown again; `wiro-relay subscriptions rotate-secret {sub_id}` replaces it.",
+    _echo(
+        "Store this secret where the receiver can read it: it verifies every delivery (Standard "
+        f"Webhooks). `wiro-relay subscriptions secret {sub_id}` shows it again; "
+        f"`wiro-relay subscriptions rotate-secret {sub_id}` replaces it.",
         err=True,
     )
 
@@ -1064,7 +1092,8 @@ def create_subscription(
 ) -> None:
     """Create a subscription; prints its id and secret.
 
-    The signing secret is shown this once: store it where the receiver can verify deliveries with it.
+    Store the signing secret where the receiver can verify deliveries with it; `subscriptions
+    secret` shows it again.
 
     \b
     Example:
@@ -1081,8 +1110,8 @@ def create_subscription(
     if as_json:
         _print_json(sub)
         return
-    click.echo(f"id: {sub['id']}")
-    click.echo(f"secret: {sub['secret']}")
+    _echo(f"id: {sub['id']}")
+    _echo(f"secret: {sub['secret']}")
     _secret_hint(sub["id"])
 
 
@@ -1102,11 +1131,12 @@ def list_subscriptions(as_json: bool) -> None:
         _print_json({"data": subs})
         return
     if not subs:
-        click.echo("no subscriptions", err=True)
+        _echo("no subscriptions", err=True)
         return
     table = _table("id", "url", "event types", "metadata", "enabled", "description")
     for sub in subs:
-        table.add_row(
+        _add_row(
+            table,
             sub["id"],
             sub.get("url"),
             _text(sub.get("event_types") or "all"),
@@ -1219,7 +1249,33 @@ def delete_subscription(subscription_id: str) -> None:
     """
     with _client() as relay:
         relay.call("DELETE", f"/v1/subscriptions/{_seg(subscription_id)}")
-    click.echo(f"deleted {subscription_id}")
+    _echo(f"deleted {subscription_id}")
+
+
+@subscriptions.command("secret", context_settings=CONTEXT)
+@click.argument("subscription_id", metavar="ID")
+@json_option
+@relay_options
+def show_secret(subscription_id: str, as_json: bool) -> None:
+    """Show a subscription's signing secret.
+
+    The secret its deliveries are signed with, for a receiver that needs it again. During a
+    rotation's grace period the previous secret signs too, until the time shown.
+
+    \b
+    Example:
+      wiro-relay subscriptions secret sub_01M86YGC1QGS8TMN4HY89PHYJS
+    """
+    with _client() as relay:
+        found = relay.json("GET", f"/v1/subscriptions/{_seg(subscription_id)}/secret")
+    if as_json:
+        _print_json(found)
+        return
+    _echo(f"secret: {found['secret']}")
+    until = found.get("previous_secret_expires_at")
+    with contextlib.suppress(ValueError):
+        if until and _moment_of(until) > dt.datetime.now(dt.UTC):
+            _echo(f"the previous secret signs too until {until}")
 
 
 @subscriptions.command("rotate-secret", context_settings=CONTEXT)
@@ -1248,8 +1304,8 @@ def rotate_secret(subscription_id: str, grace_seconds: float | None, as_json: bo
     if as_json:
         _print_json(rotated)
         return
-    click.echo(f"secret: {rotated['secret']}")
-    click.echo(f"the previous secret signs too until {rotated.get('previous_secret_expires_at')}")
+    _echo(f"secret: {rotated['secret']}")
+    _echo(f"the previous secret signs too until {rotated.get('previous_secret_expires_at')}")
     _secret_hint(subscription_id)
 
 
@@ -1281,7 +1337,7 @@ def recover(subscription_id: str, since: str, as_json: bool) -> None:
     if as_json:
         _print_json(result)
     else:
-        click.echo(f"recovered {result.get('recovered', 0)} failed deliveries of {subscription_id}")
+        _echo(f"recovered {result.get('recovered', 0)} failed deliveries of {subscription_id}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1345,13 +1401,14 @@ def list_deliveries(
         _print_json({"data": items, "next_cursor": next_cursor})
         return
     if not items:
-        click.echo("no deliveries match", err=True)
+        _echo("no deliveries match", err=True)
         return
     table = _table(
         "id", "event", "task", "subscription", "status", "attempts", "last answer", "updated (UTC)"
     )
     for d in items:
-        table.add_row(
+        _add_row(
+            table,
             d["id"],
             d.get("event_type"),
             d.get("task_id") or "-",
@@ -1404,11 +1461,13 @@ def get_delivery(delivery_id: str, as_json: bool) -> None:
             ("completed", d.get("completed_at")),
         ]
     )
-    click.echo("\nattempts")
+    click.echo()
+    _echo("attempts")
     table = _table("time (UTC)", "answer", "duration", "error", "response")
     for attempt in d.get("attempt_log") or []:
         code = attempt.get("status_code")
-        table.add_row(
+        _add_row(
+            table,
             _when(attempt.get("at")),
             "-" if code is None else f"HTTP {code}",
             f"{attempt.get('duration_ms')} ms",
@@ -1440,7 +1499,7 @@ def retry_delivery(delivery_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(d)
     else:
-        click.echo(f"{d['id']}: another attempt is due now ({d.get('attempts')} made so far)")
+        _echo(f"{d['id']}: another attempt is due now ({d.get('attempts')} made so far)")
 
 
 COMMANDS: list[click.Command] = [submit, tasks, task, cancel, watch, subscriptions, deliveries]

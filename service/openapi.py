@@ -208,7 +208,8 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
-        400: "A bad query parameter, header or JSON body.",
+        400: "A bad query parameter, header or JSON body; a query parameter the operation does not "
+        "take is unknown_parameter, with the unknown names in details.parameters.",
         401: "No valid bearer token.",
         404: "Not found.",
         409: "Conflict with the resource's state.",
@@ -235,6 +236,7 @@ def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
+UNKNOWN_PARAMETER = _json(Error, "A query parameter this operation does not take (unknown_parameter).")
 SSE_EVENT: dict[str, Any] = {
     "description": "One event of the stream: its seq as the id, its type as the event name, and the "
     "event itself as JSON data.",
@@ -348,7 +350,7 @@ def document() -> dict[str, Any]:
                 "summary": "Subscribe a URL to events.",
                 "requestBody": _body(SubscriptionCreate),
                 "responses": {
-                    "201": _json(Subscription, "Created; the secret is shown this once."),
+                    "201": _json(Subscription, "Created, with its secret (GET .../secret shows it again)."),
                     **_errors(409, 415, 422),
                 },
             },
@@ -471,7 +473,10 @@ def document() -> dict[str, Any]:
                 "operationId": "openapi",
                 "summary": "This document.",
                 "security": [],
-                "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}},
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}},
+                    "400": UNKNOWN_PARAMETER,
+                },
             }
         },
         "/healthz": {
@@ -479,7 +484,7 @@ def document() -> dict[str, Any]:
                 "operationId": "healthz",
                 "summary": "Liveness.",
                 "security": [],
-                "responses": {"200": _json(Health, "Alive.")},
+                "responses": {"200": _json(Health, "Alive."), "400": UNKNOWN_PARAMETER},
             }
         },
         "/readyz": {
@@ -487,7 +492,11 @@ def document() -> dict[str, Any]:
                 "operationId": "readyz",
                 "summary": "Readiness.",
                 "security": [],
-                "responses": {"200": _json(Health, "Ready."), "503": _json(Health, "Not ready.")},
+                "responses": {
+                    "200": _json(Health, "Ready."),
+                    "400": UNKNOWN_PARAMETER,
+                    "503": _json(Health, "Not ready."),
+                },
             }
         },
         "/metrics": {
@@ -499,7 +508,8 @@ def document() -> dict[str, Any]:
                     "200": {
                         "description": "Prometheus text format.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "400": UNKNOWN_PARAMETER,
                 },
             }
         },

@@ -8,19 +8,30 @@ fields arrive as text and are read in lax mode, where ``"81"`` is.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from service.wiro import model as seed
 
+T = TypeVar("T", str, int, float)
+
 MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
-MAX_URL = 2048
-MAX_PROMPT = 4000
+MAX_URL = seed.MAX_URL
 _KEY = re.compile(r"[A-Za-z0-9_.\-]+")  # with fullmatch: "$" also matches before a final "\n"
+_RULE_MESSAGES = {
+    "required": "must not be empty",
+    "option": "must be one of {options}",
+    "number": "must be a number",
+    "integer": "must be an integer",
+    "range": "must be from {spec.minimum:g} to {spec.maximum:g}",
+    "4n+1": "must be of the form 4n+1 (5, 9, ..., 81, ...)",
+    "digits": "must be an integer of at most {spec.digits} digits",
+}
 
 
 def _http_url(value: str) -> str:
@@ -35,33 +46,65 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL), AfterValidator(_http_url)]
 
 
-def _frames(value: int) -> int:
-    if not seed.frames_ok(value):
-        raise ValueError("must be of the form 4n+1 (5, 9, ..., 81, ...)")
-    return value
+def _wiro_rules(spec: seed.InputField) -> Callable[[T], T]:
+    """Wiro's rules (the emulator's own check) on the value as Run's form will carry it."""
+
+    def check(value: T) -> T:
+        rule = spec.broken(str(value))
+        if rule is not None:
+            raise ValueError(_RULE_MESSAGES[rule].format(spec=spec, options=", ".join(spec.options)))
+        return value
+
+    return check
+
+
+def _input(name: str) -> Any:
+    """The pydantic constraints of one input, all from ``service.wiro.model``: the default, bounds,
+    options and lengths for validation and the OpenAPI schema, then Wiro's rules as the emulator
+    applies them (which also covers what a schema cannot say, such as 4n+1)."""
+    spec = seed.FIELDS_BY_NAME[name]
+    schema: dict[str, Any] = {"enum": list(spec.options)} if spec.options else {}
+    field = Field(
+        default=... if spec.required else spec.default,
+        description=seed.help_text(name),
+        ge=spec.minimum,
+        le=spec.maximum,
+        min_length=1 if spec.required else None,
+        max_length=spec.max_length,
+        pattern=seed.SEED_PATTERN if spec.digits is not None else None,
+        allow_inf_nan=False if spec.kind == "float" else None,
+        json_schema_extra=schema or None,
+    )
+    checks = [AfterValidator(_http_url)] if spec.url else []
+    return [field, *checks, AfterValidator(_wiro_rules(spec))]
 
 
 class WanInput(BaseModel):
-    """The seed's inputs for Wan-AI/Wan2.2-I2V-A14B, with the seed's defaults."""
+    """The model's inputs for Wan-AI/Wan2.2-I2V-A14B, with the model page's defaults; every rule is
+    ``service.wiro.model``'s."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    inputImageUrl: HttpUrl = Field(description="The input image; a URL Wiro can fetch.")
-    prompt: Annotated[str, StringConstraints(max_length=MAX_PROMPT)] = seed.DEFAULT_PROMPT
-    negativePrompt: Annotated[str, StringConstraints(max_length=MAX_PROMPT)] = seed.DEFAULT_NEGATIVE_PROMPT
-    resolution: Literal["480P", "580P", "720P"] = "480P"
-    aspectRatio: Literal["Default", "16:9", "9:16", "1:1"] = "Default"
-    numFrames: Annotated[int, Field(ge=5, le=241), AfterValidator(_frames)] = 81
-    scale: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = 5.0
-    steps: Annotated[int, Field(ge=1, le=100)] = 25
-    fps: Annotated[int, Field(ge=1, le=60)] = 16
-    seed: Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,20}$")] = "42"
+    inputImageUrl: Annotated[str, *_input("inputImageUrl")]
+    prompt: Annotated[str, *_input("prompt")]
+    negativePrompt: Annotated[str, *_input("negativePrompt")]
+    resolution: Annotated[str, *_input("resolution")]
+    aspectRatio: Annotated[str, *_input("aspectRatio")]
+    numFrames: Annotated[int, *_input("numFrames")]
+    scale: Annotated[float, *_input("scale")]
+    steps: Annotated[int, *_input("steps")]
+    fps: Annotated[int, *_input("fps")]
+    seed: Annotated[str, *_input("seed")]
 
     @field_validator("seed", mode="before")
     @classmethod
     def _seed_as_text(cls, value: object) -> object:
         # The seed is a "text" field, but people (and the seed's own curl example) send numbers.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+if set(WanInput.model_fields) != set(seed.FIELDS_BY_NAME):  # pragma: no cover - caught at import
+    raise RuntimeError("WanInput's fields are not service.wiro.model's")
 
 
 def _metadata(value: dict[str, str]) -> dict[str, str]:

@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from service.api.errors import ApiError
-from service.api.params import digits
+from service.api.params import digits, only
 from service.api.params import limit as limit_param
 from service.models import EVENT_TYPES
 from service.relay import Relay
@@ -46,10 +45,9 @@ def _sequence(name: str, raw: str) -> int:
     return value
 
 
-def event_filter(params: QueryParams, *, default_limit: int = 100) -> EventFilter:
-    unknown = set(params) - _PARAMS
-    if unknown:
-        raise ApiError(400, "unknown_parameter", f"unknown query parameter {sorted(unknown)[0][:80]!r}")
+def event_filter(request: Request, *, default_limit: int = 100) -> EventFilter:
+    only(request, _PARAMS)
+    params = request.query_params
     limit = limit_param(params.get("limit"), default=default_limit, maximum=MAX_LIMIT)
     types = tuple(
         dict.fromkeys(t.strip() for raw in params.getlist("type") for t in raw.split(",") if t.strip())
@@ -73,7 +71,7 @@ def event_view(e: Event) -> dict[str, Any]:
 
 async def list_events(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
-    f = event_filter(request.query_params)
+    f = event_filter(request)
     events = await relay.store.list_events(after=f.after, types=f.types, task_id=f.task_id, limit=f.limit)
     return JSONResponse(
         {"data": [event_view(e) for e in events], "next_after": events[-1].seq if events else f.after}
@@ -82,7 +80,7 @@ async def list_events(request: Request) -> JSONResponse:
 
 async def stream_events(request: Request) -> StreamingResponse:
     relay: Relay = request.app.state.relay
-    f = event_filter(request.query_params, default_limit=MAX_LIMIT)
+    f = event_filter(request, default_limit=MAX_LIMIT)
     last_id = request.headers.get("last-event-id")
     after = _sequence("Last-Event-ID", last_id.strip()) if last_id and last_id.strip() else f.after
     heartbeat = relay.settings.sse_heartbeat_seconds

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.api.params import only
 from service.models import TaskStatus
 from service.relay import Relay
 
@@ -23,13 +24,15 @@ def openapi_document() -> dict[str, Any]:
     return document()
 
 
-async def healthz(_: Request) -> Response:
+async def healthz(request: Request) -> Response:
     """Cheap liveness: the process answers."""
+    only(request)
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
     """Ready when the database takes writes, migrations are current and the loops are turning."""
+    only(request)
     relay: Relay = request.app.state.relay
     reasons = await relay.readiness_problems()
     if reasons:
@@ -38,6 +41,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    only(request)
     relay: Relay = request.app.state.relay
     gauges = await relay.store.gauges()
     m, now = relay.metrics, relay.clock()
@@ -54,7 +58,8 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(relay.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def openapi(_: Request) -> Response:
+async def openapi(request: Request) -> Response:
+    only(request)
     return JSONResponse(openapi_document())
 
 

@@ -1,4 +1,5 @@
-"""Query parameters shared by the list endpoints: timestamps, limits and opaque keyset cursors."""
+"""Query parameters: the one check every route makes of the names it is sent, and the values the list
+endpoints share (timestamps, limits and opaque keyset cursors)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,31 @@ import base64
 import binascii
 import datetime as dt
 import math
+from collections.abc import Collection
+
+from starlette.requests import Request
 
 from service.api.errors import ApiError
+
+MAX_NAMES_SHOWN = 20
+
+
+def only(request: Request, known: Collection[str] = (), *, prefixes: tuple[str, ...] = ()) -> None:
+    """Refuse a request that carries any query parameter the route does not take (``known``, or a
+    name starting with one of ``prefixes``): ``400 unknown_parameter``, the unknown names (each cut
+    to 80 characters, at most 20 of them) in ``details.parameters``. Every route calls it first, so a
+    misspelt filter is never silently ignored and every route refuses the same way."""
+    unknown = sorted({n for n in request.query_params if n not in known and not n.startswith(prefixes)})
+    if not unknown:
+        return
+    names = list(dict.fromkeys(name[:80] for name in unknown))[:MAX_NAMES_SHOWN]
+    listed = ", ".join(repr(name) for name in names)
+    raise ApiError(
+        400, "unknown_parameter",
+        f"unknown query parameter{'s' if len(unknown) > 1 else ''} {listed}"
+        + (f" and {len(unknown) - len(names)} more" if len(unknown) > len(names) else ""),
+        {"parameters": names},
+    )  # fmt: skip
 
 
 def timestamp(name: str, raw: str) -> float:

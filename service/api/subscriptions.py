@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from service.api.bodies import parse_json_object
 from service.api.errors import ApiError
-from service.api.params import timestamp
+from service.api.params import only, timestamp
 from service.api.validate import validated
 from service.models import new_id
 from service.relay import Relay
@@ -84,6 +84,7 @@ async def _find(request: Request) -> Subscription:
 
 
 async def create_subscription(request: Request) -> JSONResponse:
+    only(request)
     relay = _relay(request)
     body = await read_model(request, SubscriptionCreate)
     refuse_destination(relay, body.url, "url")
@@ -106,18 +107,18 @@ async def create_subscription(request: Request) -> JSONResponse:
 
 
 async def list_subscriptions(request: Request) -> JSONResponse:
-    if request.query_params:
-        name = next(iter(request.query_params))
-        raise ApiError(400, "unknown_parameter", f"unknown query parameter {name[:80]!r}")
+    only(request)
     subs = await _relay(request).store.list_subscriptions()
     return JSONResponse({"data": [subscription_view(s) for s in subs]})
 
 
 async def get_subscription(request: Request) -> JSONResponse:
+    only(request)
     return JSONResponse(subscription_view(await _find(request)))
 
 
 async def get_secret(request: Request) -> JSONResponse:
+    only(request)
     sub = await _find(request)
     return JSONResponse(
         {"secret": sub.secret, "previous_secret_expires_at": rfc3339(sub.previous_expires_at)}
@@ -125,6 +126,7 @@ async def get_secret(request: Request) -> JSONResponse:
 
 
 async def update_subscription(request: Request) -> JSONResponse:
+    only(request)
     relay = _relay(request)
     body = await read_model(request, SubscriptionUpdate)
     changes = body.model_dump(exclude_unset=True)
@@ -147,12 +149,14 @@ async def update_subscription(request: Request) -> JSONResponse:
 
 
 async def delete_subscription(request: Request) -> Response:
+    only(request)
     if not await _relay(request).store.delete_subscription(request.path_params["subscription_id"]):
         raise ApiError(404, "subscription_not_found", "no subscription has this id")
     return Response(status_code=204)
 
 
 async def rotate_secret(request: Request) -> JSONResponse:
+    only(request)
     relay = _relay(request)
     body = await read_model(request, SecretRotation, empty_ok=True)
     sub = await _find(request)
@@ -164,6 +168,7 @@ async def rotate_secret(request: Request) -> JSONResponse:
 
 
 async def recover(request: Request) -> JSONResponse:
+    only(request)
     relay = _relay(request)
     body = await read_model(request, Recover)
     since = timestamp("since", body.since)
