@@ -4,16 +4,22 @@ faulty subscribers; at the end every task, every Run and every event is accounte
 Tasks go in through the REST API (``POST /v1/tasks`` with an ``Idempotency-Key``, so a submit cut off
 by a kill is retried safely), with varied metadata. The Wiro emulator (in this process, seeded, on a
 compressed clock) drops, duplicates and delays callbacks (delays longer than the relay's poll grace),
-fails Task/Detail calls with 5xx and 429, and fails a share of the tasks themselves. Four
+fails Task/Detail calls with 5xx and 429, loses the answers of a share of Runs (after creating their
+tasks), and fails a share of the tasks themselves. Another client of the same Wiro project creates
+hundreds of tasks right after each lost Run answer, so reconciliation must read far back. Four
 subscriptions with different filters (all events; outcomes only; one tenant; high priority, some
 types) point at a subscriber that fails deliveries on purpose: 5xx answers, hangs past the relay's
 webhook timeout, and TCP resets. Meanwhile the relay is SIGKILLed at seeded random points of the
-run's progress and restarted on the same SQLite file.
+run's progress and restarted on the same SQLite file, each time with a new ``RELAY_SECRET`` (so
+every callbackUrl it would build now differs from the ones its Runs carried), and a second relay is
+started on the same file while the first runs.
 
 Once the relay has settled (every task terminal, no delivery pending) the run checks that:
 
 - every task ended as the emulator says it did (succeeded or failed), with one event per state;
-- there was exactly one Wiro Run per relay task and no Wiro task without a relay task;
+- there was exactly one Wiro Run per relay task and no Wiro task without a relay task (the other
+  client's tasks aside);
+- the second relay refused to start, with a non-zero exit and the reason in its log;
 - every event reached every matching subscription at least once, exactly once after deduplication by
   ``webhook-id``, never a non-matching one, with the event's own body, and every body received
   verifies with ``standardwebhooks`` and the subscription's secret; nothing was dead-lettered;
@@ -58,6 +64,7 @@ import httpx
 import standardwebhooks
 
 from bench import stack
+from bench.chaos_adversaries import Crowd, SecondRelay, second_relay
 from bench.report import Row, Section
 from service.logs import configure_logging
 from service.servers import bind_loopback, serving
@@ -116,6 +123,15 @@ class ChaosConfig:
     detail_5xx_rate: float = 0.05
     detail_429_rate: float = 0.05
     fail_rate: float = 0.1
+    run_lose_answer_rate: float = 0.1
+    crowd_tasks: int = 300
+    """Tasks another client of the project creates, in bursts right after lost Run answers."""
+    crowd_burst: int = 150
+    # the operator's mistakes
+    rotate_secret: bool = True
+    """A new RELAY_SECRET at every restart."""
+    second_relay: bool = True
+    """Start a second relay on the same database once, mid-run."""
     # the subscriber's faults: 30 % of delivery attempts in all
     delivery_5xx_rate: float = 0.15
     delivery_hang_rate: float = 0.05
@@ -324,7 +340,7 @@ class FaultySubscriber:
 class RelayProcess:
     """``python -m service serve`` on one SQLite file, started, SIGKILLed and restarted at will."""
 
-    def __init__(self, env: dict[str, str], log: Path, url: str) -> None:
+    def __init__(self, env: dict[str, str], log: Path, url: str, *, rotate_secret: bool = False) -> None:
         self.env = env
         self.log = log
         self.url = url
@@ -332,12 +348,17 @@ class RelayProcess:
         self.generation = 0
         """Bumped at every kill, so a failed request can tell whether a kill happened meanwhile."""
         self.up = False
+        self.rotate_secret = rotate_secret
+        self.starts = 0
 
     @property
     def database(self) -> Path:
         return Path(self.env["RELAY_DATABASE_URL"].removeprefix("sqlite:///"))
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        self.starts += 1
+        if self.rotate_secret:
+            self.env["RELAY_SECRET"] = f"chaos-secret-{self.starts}-{self.env['RELAY_PORT']}"
         with self.log.open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "service", "serve"],
@@ -480,6 +501,12 @@ class ChaosReport:
     distinct_wiro_ids: int = 0
     tasks_without_wiro_id: int = 0
     orphan_wiro_tasks: int = 0
+    failed_at_wiro: int = 0
+    """Of the relay's own Wiro tasks, the ones Wiro failed (the crowd's tasks fail too)."""
+    crowd_tasks: int = 0
+    crowd_bursts: int = 0
+    relay_starts: int = 0
+    second_relay: SecondRelay | None = None
     faults_injected: dict[str, int] = field(default_factory=dict)
     callbacks: dict[str, int] = field(default_factory=dict)
     distinct_events: int = 0
@@ -523,6 +550,15 @@ class ChaosReport:
             (self.kills < self.config.kills, f"only {self.kills} of {self.config.kills} kills happened"),
             (self.run_calls != self.tasks, f"{self.run_calls} Wiro Run calls for {self.tasks} tasks"),
             (
+                self.config.second_relay
+                and (
+                    self.second_relay is None
+                    or not self.second_relay.exit_code
+                    or not self.second_relay.said_why
+                ),
+                f"a second relay on the same database was not refused: {self.second_relay}",
+            ),
+            (
                 self.wiro_tasks != self.tasks or self.distinct_wiro_ids != self.tasks,
                 f"{self.wiro_tasks} Wiro tasks, {self.distinct_wiro_ids} distinct Wiro ids "
                 f"for {self.tasks} tasks",
@@ -563,7 +599,18 @@ class ChaosReport:
             f"{len(self.event_anomalies)}, metadata mismatches {len(self.metadata_mismatches)})",
             f"kills                      {self.kills} SIGKILL + restart",
             f"Wiro Run calls             {self.run_calls} (Wiro tasks {self.wiro_tasks}, distinct ids "
-            f"{self.distinct_wiro_ids}, orphans {self.orphan_wiro_tasks})",
+            f"{self.distinct_wiro_ids}, orphans {self.orphan_wiro_tasks}; Run answers lost "
+            f"{f.get('run_lose_answer', 0)})",
+            f"another client             {self.crowd_tasks} Wiro tasks in {self.crowd_bursts} bursts after "
+            "lost Run answers",
+            f"relay starts               {self.relay_starts}"
+            + (" (each with a new RELAY_SECRET)" if self.config.rotate_secret else "")
+            + (
+                f"; a second relay on the same database exited {self.second_relay.exit_code}"
+                f"{' saying why' if self.second_relay.said_why else ''}"
+                if self.second_relay
+                else ""
+            ),
             f"callbacks                  dropped {f.get('callback_drop', 0)}, duplicated "
             f"{f.get('callback_duplicate', 0)}, delayed {f.get('callback_delay', 0)} "
             f"(sent {c.get('sent', 0)}, failed to reach the relay {c.get('failed', 0)})",
@@ -730,6 +777,7 @@ def _check_tasks(report: ChaosReport, tasks: list[dict[str, Any]], truths: dict[
     report.relay_tasks = len(tasks)
     report.succeeded, report.failed = statuses.pop("succeeded", 0), statuses.pop("failed", 0)
     report.other_statuses = dict(statuses)
+    report.failed_at_wiro = sum(1 for t in truths.values() if t["outcome"] == "failed")
     for task in tasks:
         wiro_id = (task.get("wiro") or {}).get("task_id")
         truth = truths.get(str(wiro_id)) if wiro_id else None
@@ -843,6 +891,7 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
         callback_delay_seconds=config.callback_delay_seconds,
         detail_5xx_rate=config.detail_5xx_rate,
         detail_429_rate=config.detail_429_rate,
+        run_lose_answer_rate=config.run_lose_answer_rate,
     )
     emulator_app = create_emulator(
         EmulatorConfig(
@@ -856,7 +905,9 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
     )
     async with serving(emulator_app) as emulator_url, _subscriber(config) as subscriber:
         relay_url, env = relay_environment(emulator_url, work_dir, config)
-        relay = RelayProcess(env, work_dir / "relay.log", relay_url)
+        relay = RelayProcess(env, work_dir / "relay.log", relay_url, rotate_secret=config.rotate_secret)
+        crowd = Crowd(emulator_url, config.crowd_tasks, config.crowd_burst)
+        crowding = asyncio.create_task(crowd.run()) if config.crowd_tasks else None
         await relay.start()
         try:
             async with httpx.AsyncClient(
@@ -873,6 +924,9 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
                     created = await api.json("POST", "/v1/subscriptions", expect=(201,), json=body)
                     subscriber.secrets[f"/{spec.name}"] = created["secret"]
                 await _together(run.submit_all(), run.kill_at_random())
+                if config.second_relay:
+                    # After the kills: a restart racing it could otherwise take the lock in between.
+                    report.second_relay = await second_relay(dict(relay.env), work_dir / "second-relay.log")
                 await run.settle()
                 tasks = await run.pages("/v1/tasks", {"limit": "200"})
                 events = await run.events()
@@ -882,12 +936,16 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
                 report.connection_errors = dict(api.connection_errors)
                 report.connection_errors_while_up = api.connection_errors_while_up
         finally:
+            if crowding is not None:
+                crowding.cancel()
+                await asyncio.gather(crowding, return_exceptions=True)
             report.final_exit_code = await relay.stop()
         report.integrity = integrity_check(relay.database)
         report.kills = run.kills
         report.idempotent_replays = run.replays
         wiro_ids = [str(t["wiro"]["task_id"]) for t in tasks if (t.get("wiro") or {}).get("task_id")]
         truths, counters = await _emulator_record(emulator_url, wiro_ids)
+        await crowd.collect()
     metadata = {t["id"]: t["metadata"] for t in tasks}
     submitted = {tid: run.bodies[i]["metadata"] for i, tid in enumerate(run.ids) if tid is not None}
     for task_id, meta in metadata.items():
@@ -897,11 +955,13 @@ async def run_chaos(config: ChaosConfig, work_dir: Path) -> ChaosReport:
     _check_event_history(report, tasks, events)
     _check_deliveries(report, subscriber, events, submitted)
     report.dead_letters = len(dead)
-    report.run_calls = int(counters["endpoints"].get("Run", 0))
+    report.crowd_tasks, report.crowd_bursts = len(crowd.ids), crowd.bursts
+    report.relay_starts = relay.starts
+    report.run_calls = int(counters["endpoints"].get("Run", 0)) - crowd.runs
     report.faults_injected = dict(counters["faults_injected"])
     report.callbacks = dict(counters["callbacks"])
     # Every Wiro task the emulator created was counted under its id by the Run that created it.
-    created = {task_id for task_id, calls in counters["tasks"].items() if calls.get("Run", 0) > 0}
+    created = {task_id for task_id, calls in counters["tasks"].items() if calls.get("Run", 0) > 0} - crowd.ids
     report.wiro_tasks = len(created)
     report.distinct_wiro_ids = len(set(wiro_ids))
     report.tasks_without_wiro_id = len(tasks) - len(wiro_ids)
@@ -918,8 +978,11 @@ The relay runs as a real process on a SQLite file, against the Wiro emulator (se
 clock) and a subscriber that fails deliveries on purpose; it is SIGKILLed at random points of the run
 and restarted on the same file. Faults: {drop:.0%} of callbacks dropped, {dup:.0%} duplicated,
 {delay:.0%} delayed past the poll grace, {detail:.0%} of Task/Detail calls answered 5xx or 429,
-{fail:.0%} of Wiro tasks failing; {sub:.0%} of delivery attempts answered 5xx, left hanging past the
-webhook timeout or reset. Four subscriptions with different filters. At the end every task must be in
+{fail:.0%} of Wiro tasks failing, {lost:.0%} of Run answers lost after the task was created, each
+followed by a burst of {burst} tasks from another client of the project; every restart with a new
+`RELAY_SECRET`, and a second relay started on the same database mid-run (it must refuse);
+{sub:.0%} of delivery attempts answered 5xx, left hanging past the webhook timeout or reset. Four
+subscriptions with different filters. At the end every task must be in
 the state the emulator holds, with one Wiro Run each; every event must reach every matching
 subscription exactly once after deduplication by `webhook-id`; the API must never have answered
 5xx; `PRAGMA integrity_check` must say `ok`. `tests/chaos` runs the same harness with 200 tasks in CI.
@@ -983,6 +1046,8 @@ async def section(quick: bool) -> Section:
             delay=config.callback_delay_rate,
             detail=config.detail_5xx_rate + config.detail_429_rate,
             fail=config.fail_rate,
+            lost=config.run_lose_answer_rate,
+            burst=config.crowd_burst,
             sub=sub,
         ),
         rows=rows(report),
