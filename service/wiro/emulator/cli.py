@@ -33,6 +33,8 @@ _SPECIAL_HELP = {
     "hold_queue": "Keep new tasks in task_queue until switched off at run time.",
     "run_lose_answer_hang_seconds": "Seconds a lost Run answer hangs before the connection drops.",
     "detail_hang_seconds": "Seconds an injected Task/Detail hang lasts before it answers.",
+    "cancel_hang_seconds": "Seconds an injected Task/Cancel hang lasts before it answers.",
+    "kill_hang_seconds": "Seconds an injected Task/Kill hang lasts before it answers.",
     "callback_delay_seconds": "Seconds a delayed callback is held back.",
     "run_force_96": "Refuse every Run with code 96.",
     "run_force_97": "Refuse every Run with code 97.",

@@ -25,6 +25,8 @@ FaultName = Literal[
     "detail_5xx",
     "detail_429",
     "detail_hang",
+    "cancel_hang",
+    "kill_hang",
     "callback_drop",
     "callback_delay",
     "callback_duplicate",
@@ -46,6 +48,8 @@ class Faults:
     - ``detail_5xx``: Task/Detail answers ``detail_5xx_status`` with a gateway's plain-text body.
     - ``detail_429``: Task/Detail answers 429 (with ``Retry-After: detail_retry_after`` when set).
     - ``detail_hang``: Task/Detail waits ``detail_hang_seconds`` before answering normally.
+    - ``cancel_hang`` / ``kill_hang``: Task/Cancel / Task/Kill waits ``cancel_hang_seconds`` /
+      ``kill_hang_seconds`` before answering normally.
     - ``callback_drop``: the completion callback is never sent.
     - ``callback_delay``: it is sent ``callback_delay_seconds`` late.
     - ``callback_duplicate``: it is sent twice.
@@ -73,6 +77,12 @@ class Faults:
     detail_hang_rate: float = 0.0
     detail_hang_next: int = 0
     detail_hang_seconds: float = 30.0
+    cancel_hang_rate: float = 0.0
+    cancel_hang_next: int = 0
+    cancel_hang_seconds: float = 30.0
+    kill_hang_rate: float = 0.0
+    kill_hang_next: int = 0
+    kill_hang_seconds: float = 30.0
     callback_drop_rate: float = 0.0
     callback_drop_next: int = 0
     callback_delay_rate: float = 0.0
