@@ -50,8 +50,8 @@ def _task(row: sqlite3.Row) -> Task:
         webhook_url=row["webhook_url"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        # No limit applies (a queued task with no queue timeout and no Cancel-After): kept as +inf,
-        # so that the deadline index needs no second column.
+        # +inf when no limit applies (queued, with no queue timeout and no Cancel-After): the column
+        # is NOT NULL, and +inf sorts after every time in the deadline index.
         deadline_at=row["deadline_at"] if math.isfinite(row["deadline_at"]) else None,
         wiro_task_id=row["wiro_task_id"],
         wiro_socket_token=row["wiro_socket_token"],
