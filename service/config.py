@@ -72,6 +72,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a number, 0 or more")
+    return value
+
+
 def _optional_positive_float(raw: str) -> float | None:
     return _positive_float(raw) if raw.strip() else None
 
@@ -224,7 +231,17 @@ VARIABLES: tuple[Variable, ...] = (
         "task_deadline_seconds",
         _positive_float,
         "14400",
-        "A task not terminal this long after submission is killed at Wiro and marked timed_out.",
+        "Run deadline: a task not terminal this long after submission (Wiro accepted its Run) is "
+        "killed at Wiro and marked timed_out (deadline_exceeded). Time spent queued does not count.",
+    ),
+    Variable(
+        "RELAY_QUEUE_TIMEOUT_SECONDS",
+        "queue_timeout_seconds",
+        _non_negative_float,
+        "86400",
+        "A task still queued (never accepted by Wiro: its concurrency limit, code 96, or an outage) "
+        "this long after creation is marked timed_out (queue_timeout) and never sent; 0 means no "
+        "limit. A task whose Run may have reached Wiro is reconciled first, never timed out blindly.",
     ),
     Variable(
         "RELAY_MAX_IN_FLIGHT",
@@ -309,7 +326,8 @@ VARIABLES: tuple[Variable, ...] = (
         "poll_concurrency",
         _non_negative_int,
         "8",
-        "Most Task/Detail calls the relay makes at once.",
+        "Most Task/Detail calls the relay makes at once. Deadline kills (Task/Kill, Task/Cancel) "
+        "have a limit of their own, half of this (at least 1), so they never take the polls' slots.",
     ),
     Variable(
         "RELAY_CALLBACK_MAX_BYTES",
@@ -422,6 +440,7 @@ class Settings:
     log_level: str = "info"
     poll_after_seconds: float | None = None
     task_deadline_seconds: float = 14400.0
+    queue_timeout_seconds: float = 86400.0
     max_in_flight: int = 4
     poll_concurrency: int = 8
     poll_interval_seconds: float = 15.0

@@ -101,12 +101,17 @@ DEADLINE_EXCEEDED = {"code": "deadline_exceeded", "message": "the task did not f
 
 
 def observe(
-    current: TaskStatus, detail: TaskDetail, *, cancelled_as: TaskStatus | None = None
+    current: TaskStatus,
+    detail: TaskDetail,
+    *,
+    cancelled_as: TaskStatus | None = None,
+    cancelled_error: dict[str, str] | None = None,
 ) -> Observation:
     """Interpret a confirmed Wiro task detail for a task now in ``current``.
 
     ``cancelled_as`` turns Wiro's ``task_cancel`` into another state: the relay kills a task at its
-    deadline, and that kill is a time-out, not a user's cancel.
+    deadline, and that kill is a time-out, not a user's cancel. ``cancelled_error`` says which limit
+    it ran into (``DEADLINE_EXCEEDED`` unless told).
     """
     phase = detail.phase
     target = _PHASE_STATUS.get(phase)
@@ -116,7 +121,7 @@ def observe(
     error = None
     if phase is Phase.CANCELLED and target is TaskStatus.TIMED_OUT:
         # Killed at its deadline: a time-out says why, as one the relay marks itself does.
-        error = dict(DEADLINE_EXCEEDED)
+        error = dict(cancelled_error or DEADLINE_EXCEEDED)
     if phase is Phase.FAILED:
         message = detail.debug_error.strip() or f"Wiro task ended with status {detail.status}"
         error = {
@@ -174,6 +179,10 @@ class Task:
     submitted_at: float | None = None
     completed_at: float | None = None
     deadline_at: float | None = None
+    """The earliest limit that applies where the task is now (see ``service.deadlines``)."""
+    queue_deadline_at: float | None = None
+    cancel_after_at: float | None = None
+    run_timeout_seconds: float = 0.0
     cancel_requested: bool = False
     run_unresolved_at: float | None = None
     """Set when the relay could not find out whether Wiro created the task its Run may have started."""

@@ -65,7 +65,14 @@ class Task(_Open):
     updated_at: Time
     submitted_at: Time
     completed_at: Time
-    deadline_at: Time
+    deadline_at: Time = Field(
+        description="When the task is timed out unless it ends first: the earliest limit that applies "
+        "where it is now (queued: queue_deadline_at, cancel_after_at; at Wiro: submitted_at + "
+        "run_timeout_seconds, cancel_after_at). Null when none applies."
+    )
+    queue_deadline_at: Time = Field(description="A task still queued then is timed out, never sent.")
+    run_timeout_seconds: float = Field(description="The run deadline, counted from submitted_at.")
+    cancel_after_at: Time = Field(description="created_at + the request's Cancel-After, if it had one.")
     attention: Attention | None = Field(
         description="Set while an operator should look at the task: run_unresolved, a Run that may "
         "have reached Wiro whose Wiro task has not been found (nothing is sent again meanwhile)."
@@ -282,7 +289,15 @@ def document() -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                    }
+                    },
+                    {
+                        "name": "Cancel-After",
+                        "in": "header",
+                        "required": False,
+                        "description": "Cap on the task's whole life, from creation: 90s, 15m, 2h, "
+                        "1h30m or bare seconds; 1 second to 30 days.",
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
                 ],
                 "requestBody": {
                     "required": True,

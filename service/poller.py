@@ -8,17 +8,23 @@ callback that arrives during a look causes one more (Wiro may have moved on sinc
 Without callbacks, a submitted task is first looked at ``poll_after`` seconds after submission (the
 job's expected run time plus a margin), then on an exponential, jittered, capped schedule. Schedules
 are columns in the database, so a restart resumes them.
+
+A task past its deadline (``service.deadlines``) is expired by a task of its own, started by the pass
+and not awaited by it: a kill waits on Wiro, and however long Wiro takes, callbacks are confirmed and
+the pass keeps turning (readiness watches it). Kills have their own concurrency limit, so they never
+take the looks' slots, and a task being expired is neither expired again nor looked at meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 import structlog
 
 from service.config import Settings
-from service.models import DEADLINE_EXCEEDED, Observation, Source, Task, TaskStatus, observe
+from service.deadlines import timeout_error
+from service.models import ACTIVE_AT_WIRO, Observation, Source, Task, TaskStatus, observe
 from service.schedule import backoff, nap
 from service.store.base import PollJob, Store
 from service.wiro.client import WiroClient
@@ -28,6 +34,13 @@ from service.wiro.types import Phase, classify
 log = structlog.get_logger(__name__)
 
 _NOTHING = Observation(wiro_status="", new_status=None)
+_DEADLINE_BATCH = 50
+"""Most tasks a pass reads past their deadline."""
+
+
+def kill_concurrency(settings: Settings) -> int:
+    """Most deadline kills at once: half the looks' limit, at least one."""
+    return max(1, settings.poll_concurrency // 2)
 
 
 class Poller:
@@ -41,7 +54,11 @@ class Poller:
         self._settings = settings
         self._clock = clock
         self._limit = asyncio.Semaphore(max(1, settings.poll_concurrency))
+        self._kill_limit = asyncio.Semaphore(kill_concurrency(settings))
         self._inflight: set[str] = set()
+        self._expiring: set[str] = set()
+        """Tasks an expiry is running for; ``_killing`` are those it stops at Wiro."""
+        self._killing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._backlog = False
         self._deadlines_at = float("-inf")
@@ -64,7 +81,7 @@ class Poller:
             await self.drain()
 
     async def drain(self) -> None:
-        """Wait for the looks in flight."""
+        """Wait for the looks and the expiries in flight."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -80,20 +97,40 @@ class Poller:
         # wake the loop.
         if now - self._deadlines_at >= self._settings.loop_interval_seconds:
             self._deadlines_at = now
-            for task in await self._store.due_deadlines(now, limit=50):
-                if task.id not in self._inflight:
-                    await self._expire(task)
+            await self._start_expiries(now)
         room = max(1, self._settings.poll_concurrency) * 2 - len(self._inflight)
         if room <= 0:
             return 0
-        jobs = await self._store.due_polls(now, limit=room, exclude=frozenset(self._inflight))
+        jobs = await self._store.due_polls(
+            now, limit=room, exclude=frozenset(self._inflight | self._expiring)
+        )
         self._backlog = len(jobs) >= room  # more may be due: a look that ends makes room for them
         for job in jobs:
             self._inflight.add(job.task_id)
-            look = asyncio.create_task(self._look(job))
-            self._tasks.add(look)
-            look.add_done_callback(self._tasks.discard)
+            self._spawn(self._look(job))
         return len(jobs)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_expiries(self, now: float) -> None:
+        """Start an expiry for each task past its deadline that is not already being handled.
+
+        Kills waiting for a slot are capped (twice the kill limit), so a Wiro that hangs does not
+        pile them up; a queued task needs no Wiro call, and its expiry always starts.
+        """
+        busy = frozenset(self._inflight | self._expiring)
+        kill_room = 2 * kill_concurrency(self._settings) - len(self._killing)
+        for task in await self._store.due_deadlines(now, limit=_DEADLINE_BATCH, exclude=busy):
+            if task.status in ACTIVE_AT_WIRO:
+                if kill_room <= 0:
+                    continue
+                kill_room -= 1
+                self._killing.add(task.id)
+            self._expiring.add(task.id)
+            self._spawn(self._expire(task))
 
     def _next_poll(self, attempts: int) -> float:
         s = self._settings
@@ -142,12 +179,14 @@ class Poller:
         *,
         last_status: str | None = None,
         as_status: TaskStatus = TaskStatus.CANCELLED,
+        error: dict[str, str] | None = None,
     ) -> Task | None:
         """Stop a task at Wiro: Cancel while it is queued there, Kill once it runs.
 
         ``last_status`` is the Wiro status last seen, to try the likelier call first; the other
-        follows when Wiro answers "not in a cancellable state". Raises ``WiroError`` when Wiro could
-        not be asked; returns the task when it moved.
+        follows when Wiro answers "not in a cancellable state". ``as_status`` and ``error`` are what
+        the stop means (a deadline's is ``timed_out`` with the limit's error). Raises ``WiroError``
+        when Wiro could not be asked; returns the task when it moved.
         """
         source = Source.DEADLINE if as_status is TaskStatus.TIMED_OUT else Source.CANCEL
         queued = classify(last_status or "task_queue", None) is Phase.QUEUED
@@ -168,32 +207,44 @@ class Poller:
         task = await self._store.get_task(task_id)
         if task is None:
             return None
+        observation = observe(task.status, detail, cancelled_as=as_status, cancelled_error=error)
         return await self._store.apply_observation(
-            task_id, observe(task.status, detail, cancelled_as=as_status), source=source,
-            at=self._clock(), next_poll_at=self._clock(),
-        )  # fmt: skip
+            task_id, observation, source=source, at=self._clock(), next_poll_at=self._clock()
+        )
 
     async def _expire(self, task: Task) -> None:
-        """A task past its deadline: kill it at Wiro if it is there, and mark it timed out."""
+        """A task past its deadline: time it out, killing it at Wiro first if it is there."""
         structlog.contextvars.bind_contextvars(task_id=task.id)
         try:
-            if task.wiro_task_id and task.status in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
+            error = timeout_error(task, self._clock())
+            if task.status is TaskStatus.QUEUED:
+                # Only if no Run has left since it was read: one that may have reached Wiro is the
+                # reconcile's to settle, and a Wiro task found then is killed as a submitted one.
+                if await self._store.expire_unsent(task.id, at=self._clock(), error=error):
+                    log.info("task_timed_out", reason=error["code"], at_wiro=False)
+                return
+            if task.wiro_task_id:
                 try:
-                    moved = await self.cancel_at_wiro(
-                        task.id,
-                        task.wiro_task_id,
-                        last_status=task.wiro_status,
-                        as_status=TaskStatus.TIMED_OUT,
-                    )
+                    async with self._kill_limit:
+                        moved = await self.cancel_at_wiro(
+                            task.id, task.wiro_task_id, last_status=task.wiro_status,
+                            as_status=TaskStatus.TIMED_OUT, error=error,
+                        )  # fmt: skip
                 except WiroError as exc:
                     log.info("deadline_kill_failed", error=type(exc).__name__, message=exc.message)
                     return
                 if moved is not None and moved.status.terminal:
+                    if moved.status is TaskStatus.TIMED_OUT:  # else it ended on its own meanwhile
+                        log.info("task_timed_out", reason=error["code"], at_wiro=True)
                     return
-            await self._store.finish(
-                task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE,
-                error=dict(DEADLINE_EXCEEDED),
-            )  # fmt: skip
-            log.info("task_timed_out")
+            finished = await self._store.finish(
+                task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE, error=error
+            )
+            if finished is not None:
+                log.info("task_timed_out", reason=error["code"], at_wiro=True)
+        except Exception:
+            log.exception("deadline_failed")
         finally:
+            self._expiring.discard(task.id)
+            self._killing.discard(task.id)
             structlog.contextvars.unbind_contextvars("task_id")

@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from service.config import Settings
+from service.deadlines import limits_for
 from service.dispatcher import Dispatcher
 from service.metrics import Metrics
 from service.models import TERMINAL, Task, TaskStatus, new_id
@@ -108,10 +109,23 @@ class Relay:
         await asyncio.gather(*loops)
 
     async def accept(
-        self, body: TaskCreate, *, idempotency_key: str | None, digest: str
+        self,
+        body: TaskCreate,
+        *,
+        idempotency_key: str | None,
+        digest: str,
+        cancel_after: float | None = None,
     ) -> tuple[Task, bool]:
-        """Store a validated job as a queued task (durable before the caller answers)."""
+        """Store a validated job as a queued task (durable before the caller answers).
+
+        ``cancel_after``: the caller's cap, in seconds from now, on the task's whole life."""
         now = self.clock()
+        limits = limits_for(
+            now,
+            run_timeout=self.settings.task_deadline_seconds,
+            queue_timeout=self.settings.queue_timeout_seconds,
+            cancel_after=cancel_after,
+        )
         new = NewTask(
             id=new_id("task"),
             model=body.model,
@@ -119,9 +133,12 @@ class Relay:
             metadata=dict(body.metadata),
             webhook_url=body.webhook_url,
             created_at=now,
-            deadline_at=now + self.settings.task_deadline_seconds,
+            deadline_at=limits.deadline_at,
             idempotency_key=idempotency_key,
             request_hash=digest,
+            queue_deadline_at=limits.queue_deadline_at,
+            cancel_after_at=limits.cancel_after_at,
+            run_timeout_seconds=limits.run_timeout_seconds,
         )
         task, created = await self.store.create_task(new)
         if created:

@@ -49,6 +49,9 @@ def task_view(task: Task, *, timeline: bool = True) -> dict[str, Any]:
         "completed_at": rfc3339(task.completed_at),
         "deadline_at": rfc3339(task.deadline_at),
         "attention": _attention(task),
+        "queue_deadline_at": rfc3339(task.queue_deadline_at),
+        "run_timeout_seconds": task.run_timeout_seconds,
+        "cancel_after_at": rfc3339(task.cancel_after_at),
     }
     if timeline and task.timeline is not None:
         view["timeline"] = [

@@ -15,6 +15,7 @@ from service.api.errors import ApiError
 from service.api.params import decode_cursor, encode_cursor, limit, only, timestamp
 from service.api.subscriptions import refuse_destination
 from service.api.validate import refuse_non_text, validated
+from service.deadlines import CANCEL_AFTER_MAX_SECONDS, CANCEL_AFTER_MIN_SECONDS, parse_duration
 from service.models import Task, TaskStatus
 from service.relay import CancelRefused, Relay, request_hash
 from service.schemas import TaskCreate
@@ -62,10 +63,25 @@ def _task_response(task: Task, status: int, *, replayed: bool = False) -> JSONRe
     return JSONResponse(task_view(task, timeline=False), status_code=status, headers=headers)
 
 
+def _cancel_after(request: Request) -> float | None:
+    raw = request.headers.get("cancel-after")
+    if raw is None:
+        return None
+    seconds = parse_duration(raw) if len(raw) <= 64 else None
+    if seconds is None or not CANCEL_AFTER_MIN_SECONDS <= seconds <= CANCEL_AFTER_MAX_SECONDS:
+        raise ApiError(
+            400, "invalid_cancel_after",
+            "Cancel-After must be a duration such as 90s, 15m, 2h or 1h30m, or bare seconds, "
+            "from 1 second to 30 days",
+        )  # fmt: skip
+    return seconds
+
+
 async def create_task(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
     key = _idempotency_key(request)
+    cancel_after = _cancel_after(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     image: tuple[bytes, str, str] | None = None
     if content_type == "application/json":
@@ -76,7 +92,10 @@ async def create_task(request: Request) -> JSONResponse:
         raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data")
     if body.webhook_url is not None:
         refuse_destination(relay, body.webhook_url, "webhook_url")
-    digest = request_hash(body, hashlib.sha256(image[0]).hexdigest() if image else "")
+    extra = hashlib.sha256(image[0]).hexdigest() if image else ""
+    if cancel_after is not None:
+        extra += f"|cancel-after={cancel_after!r}"
+    digest = request_hash(body, extra)
     if key is not None:
         found = await relay.store.find_idempotent(key)
         if found is not None:
@@ -85,7 +104,9 @@ async def create_task(request: Request) -> JSONResponse:
         url = await _upload(relay, *image)
         body = body.model_copy(update={"input": body.input.model_copy(update={"inputImageUrl": url})})
     try:
-        task, created = await relay.accept(body, idempotency_key=key, digest=digest)
+        task, created = await relay.accept(
+            body, idempotency_key=key, digest=digest, cancel_after=cancel_after
+        )
     except IdempotencyConflict as exc:
         raise _conflict(exc.task_id) from None
     return _task_response(task, 202, replayed=not created)

@@ -44,8 +44,13 @@ class NewTask:
     webhook_url: str | None
     created_at: float
     deadline_at: float
+    """The earliest of its limits while it is queued; ``math.inf`` when none applies."""
     idempotency_key: str | None = None
     request_hash: str | None = None
+    queue_deadline_at: float | None = None
+    cancel_after_at: float | None = None
+    run_timeout_seconds: float = 14400.0
+    """The run deadline, counted from submission (``RELAY_TASK_DEADLINE_SECONDS`` when accepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +297,16 @@ class Store(Protocol):
         poll_attempts: int | None = None,
         looked_at: float | None = None,
     ) -> Task | None: ...
-    async def due_deadlines(self, now: float, limit: int) -> list[Task]: ...
+    async def due_deadlines(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[Task]:
+        """Live tasks past ``deadline_at``, earliest first; never a queued task whose Run may have
+        reached Wiro (the reconcile decides about it), nor those in ``exclude``."""
+        ...
+
+    async def expire_unsent(self, task_id: str, *, at: float, error: dict[str, Any]) -> Task | None:
+        """Time out a queued task no Run has left for; None when it moved (or a Run is on its way)."""
+        ...
 
     # events
     async def list_events(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import sqlite3
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,8 @@ from service.wiro.types import RunResult
 _TASK_COLUMNS = (
     "id, status, model, input_json, metadata_json, webhook_url, created_at, updated_at, deadline_at, "
     "wiro_task_id, wiro_socket_token, wiro_status, outputs_json, cost_usd, elapsed_seconds, error_json, "
-    "submitted_at, completed_at, cancel_requested, run_unresolved_at"
+    "submitted_at, completed_at, cancel_requested, run_unresolved_at, queue_deadline_at, cancel_after_at, "
+    "run_timeout_seconds"
 )
 _LIVE = "('queued', 'submitted', 'running')"
 _CALLBACK_BATCH = 500
@@ -49,7 +51,9 @@ def _task(row: sqlite3.Row) -> Task:
         webhook_url=row["webhook_url"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        deadline_at=row["deadline_at"],
+        # +inf when no limit applies (queued, with no queue timeout and no Cancel-After): the column
+        # is NOT NULL, and +inf sorts after every time in the deadline index.
+        deadline_at=row["deadline_at"] if math.isfinite(row["deadline_at"]) else None,
         wiro_task_id=row["wiro_task_id"],
         wiro_socket_token=row["wiro_socket_token"],
         wiro_status=row["wiro_status"],
@@ -61,6 +65,9 @@ def _task(row: sqlite3.Row) -> Task:
         completed_at=row["completed_at"],
         cancel_requested=bool(row["cancel_requested"]),
         run_unresolved_at=row["run_unresolved_at"],
+        queue_deadline_at=row["queue_deadline_at"],
+        cancel_after_at=row["cancel_after_at"],
+        run_timeout_seconds=row["run_timeout_seconds"],
     )
 
 
@@ -136,12 +143,14 @@ class SqliteStore(WebhookQueries, SqliteBase):
                         return existing, False
             db.execute(
                 "INSERT INTO tasks (id, status, model, input_json, metadata_json, webhook_url, "
-                "idempotency_key, request_hash, created_at, updated_at, deadline_at, next_attempt_at) "
-                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "idempotency_key, request_hash, created_at, updated_at, deadline_at, next_attempt_at, "
+                "queue_deadline_at, cancel_after_at, run_timeout_seconds) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.id, new.model, dumps(new.input), dumps(new.metadata), new.webhook_url,
                     new.idempotency_key, new.request_hash, new.created_at, new.created_at,
-                    new.deadline_at, new.created_at,
+                    new.deadline_at, new.created_at, new.queue_deadline_at, new.cancel_after_at,
+                    new.run_timeout_seconds,
                 ),
             )  # fmt: skip
             db.executemany(
@@ -281,6 +290,8 @@ class SqliteStore(WebhookQueries, SqliteBase):
         # would take tasks_by_status_created (status=?) and sort every live task on every pass.
         # INDEXED BY keeps the plan, and fails loudly should the index ever go. The marked tasks
         # (a Run may have reached Wiro) are a handful, read from their own index and sorted here.
+        # A task past its queue timeout or Cancel-After is never sent: the poller times it out. A
+        # marked one is still reconciled, since Wiro may have it.
         index, marked = (
             ("tasks_run_in_flight", "AND run_started_at IS NOT NULL ")
             if marked_only
@@ -291,8 +302,9 @@ class SqliteStore(WebhookQueries, SqliteBase):
             f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses, "
             "wiro_callback_url, reconcile_offset "
             f"FROM tasks INDEXED BY {index} WHERE status = 'queued' {marked}"
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-            (now, limit),
+            "AND next_attempt_at <= ? AND (run_started_at IS NOT NULL OR deadline_at > ?) "
+            "ORDER BY next_attempt_at, id LIMIT ?",
+            (now, now, limit),
         )
         return [
             SubmitJob(
@@ -352,9 +364,12 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "UPDATE tasks SET status = 'submitted', wiro_task_id = ?, wiro_socket_token = ?, "
                 "submitted_at = ?, updated_at = ?, "
                 "poll_at = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, next_attempt_at = NULL, "
-                "run_unresolved_at = NULL, waiting_for_slot = 0 "
+                "run_unresolved_at = NULL, waiting_for_slot = 0, "
+                # At Wiro, the run deadline (from now) and Cancel-After apply; the queue timeout no more.
+                "deadline_at = MIN(? + run_timeout_seconds, "
+                "COALESCE(cancel_after_at, ? + run_timeout_seconds)) "
                 "WHERE id = ? AND status = 'queued'",
-                (run.task_id, run.socket_token, at, at, at, poll_at, task_id),
+                (run.task_id, run.socket_token, at, at, at, poll_at, at, at, task_id),
             )
             if cur.rowcount == 0:
                 return None
@@ -658,14 +673,34 @@ class SqliteStore(WebhookQueries, SqliteBase):
 
         return await self._write(work)
 
-    async def due_deadlines(self, now: float, limit: int) -> list[Task]:
+    async def due_deadlines(
+        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
+    ) -> list[Task]:
         rows = await fetch_all(
             self._r,
             f"SELECT {_TASK_COLUMNS} FROM tasks INDEXED BY tasks_deadline "
-            f"WHERE status IN {_LIVE} AND deadline_at <= ? ORDER BY deadline_at LIMIT ?",
-            (now, limit),
+            f"WHERE status IN {_LIVE} AND deadline_at <= ? "
+            "AND NOT (status = 'queued' AND run_started_at IS NOT NULL) ORDER BY deadline_at LIMIT ?",
+            (now, limit + len(exclude)),
         )
-        return [_task(r) for r in rows]
+        return [_task(r) for r in rows if r["id"] not in exclude][:limit]
+
+    async def expire_unsent(self, task_id: str, *, at: float, error: dict[str, Any]) -> Task | None:
+        def work(db: sqlite3.Connection) -> Task | None:
+            cur = db.execute(
+                "UPDATE tasks SET status = 'timed_out', error_json = ?, updated_at = ?, completed_at = ?, "
+                "next_attempt_at = NULL WHERE id = ? AND status = 'queued' AND run_started_at IS NULL",
+                (dumps(error), at, at, task_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            self._timeline(
+                db, task_id, at, Source.DEADLINE, relay_status=TaskStatus.TIMED_OUT,
+                note=f"{error.get('code')}: never sent to Wiro",
+            )  # fmt: skip
+            return self._event(db, task_id, at)
+
+        return await self._write(work)
 
     # -- events --------------------------------------------------------------------------------
 

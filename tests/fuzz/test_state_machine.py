@@ -5,7 +5,7 @@ kind of thing that happens to a task reaches the real ``SqliteStore`` (a real SQ
 the calls the submitter, the poller and the API make, in any order and any number of times: Run
 answered, Run on its way, Wiro's refusal, a local cancel, a cancel request, a callback (any body),
 a Task/Detail, Cancel or Kill answer with any status (read against the current state or one that
-has moved on since, as a look in flight would), a look that failed, the deadline.
+has moved on since, as a look in flight would), a look that failed, the deadline, the queue's limit.
 
 After each step the task must be in a legal state reached by a legal move, checked against a model
 of the contract written out here (not the code's own ``can_move``): forward only, never out of a
@@ -232,6 +232,13 @@ class TaskLife(RuleBasedStateMachine):
         )
         self._expect(TaskStatus.TIMED_OUT)
 
+    @rule()
+    def queue_limit_passed(self) -> None:
+        error = {"code": "queue_timeout", "message": "never sent to Wiro"}
+        self.runner.run(self.runner.store.expire_unsent(self.task_id, at=self._at(), error=error))
+        # Never once a Run may have reached Wiro: only the reconcile knows whether Wiro has the task.
+        self._expect(TaskStatus.TIMED_OUT if self.status is Q and not self.run_started else None)
+
     # -- what must always hold -----------------------------------------------------------------
 
     @invariant()
@@ -273,7 +280,10 @@ class TaskLife(RuleBasedStateMachine):
         submissions = self.runner.run(store.due_submissions(FAR_FUTURE, limit=1000))
         assert self.task_id not in {job.task.id for job in submissions} or task.status is Q
         deadlines = self.runner.run(store.due_deadlines(FAR_FUTURE, limit=1000))
-        assert (self.task_id in {t.id for t in deadlines}) == (task.status not in TERMINAL)
+        reconciling = task.status is Q and self.run_started
+        assert (self.task_id in {t.id for t in deadlines}) == (
+            task.status not in TERMINAL and not reconciling
+        )
 
 
 def test_any_sequence_of_events_keeps_the_task_legal(runner: Runner) -> None:

@@ -231,7 +231,15 @@ class WiroApi:
         entry = task.entry(emulator.clock.now())
         return Reply(success(total="1", errors=[], tasklist=[entry]), outcome, task.id)
 
+    async def _hang(self, fault: FaultName, seconds: float) -> str:
+        """The outcome of a call that may get the hang ``fault``: ``hang`` after waiting, or ``ok``."""
+        if not self.emulator.injector.take(fault):
+            return "ok"
+        await self.emulator.hang(seconds)
+        return "hang"
+
     async def cancel(self, request: Request, body: Body) -> Reply:
+        outcome = await self._hang("cancel_hang", self.emulator.faults.cancel_hang_seconds)
         given, task = self._find(body, "tasktoken", "socketaccesstoken")
         if not given:
             return Reply(refusal(0, NO_IDENTIFIER), "missing_identifier")
@@ -240,9 +248,10 @@ class WiroApi:
         if not self.emulator.engine.cancel(task):
             return Reply(refusal(1, "Task is not in a cancellable state."), "not_cancellable", task.id)
         log.info("wiro_task_cancelled", task_id=task.id)
-        return Reply(success(tasklist=[task.entry(self.emulator.clock.now())]), "ok", task.id)
+        return Reply(success(tasklist=[task.entry(self.emulator.clock.now())]), outcome, task.id)
 
     async def kill(self, request: Request, body: Body) -> Reply:
+        outcome = await self._hang("kill_hang", self.emulator.faults.kill_hang_seconds)
         given, task = self._find(body, "socketaccesstoken", "tasktoken")
         if not given:
             return Reply(refusal(0, NO_IDENTIFIER), "missing_identifier")
@@ -252,7 +261,7 @@ class WiroApi:
         if reason is not None:
             return Reply(refusal(1, reason), "not_killable", task.id)
         log.info("wiro_task_killed", task_id=task.id)
-        return Reply(success(tasklist=[task.entry(self.emulator.clock.now())]), "ok", task.id)
+        return Reply(success(tasklist=[task.entry(self.emulator.clock.now())]), outcome, task.id)
 
     # -- Task/List, File/Upload ------------------------------------------------------------------
 

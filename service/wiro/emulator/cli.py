@@ -34,6 +34,8 @@ _SPECIAL_HELP = {
     "run_lose_answer_hang_seconds": "Seconds a lost Run answer hangs before the connection drops.",
     "run_slow_seconds": "Seconds a slow Run takes to answer (the task exists meanwhile).",
     "detail_hang_seconds": "Seconds an injected Task/Detail hang lasts before it answers.",
+    "cancel_hang_seconds": "Seconds an injected Task/Cancel hang lasts before it answers.",
+    "kill_hang_seconds": "Seconds an injected Task/Kill hang lasts before it answers.",
     "callback_delay_seconds": "Seconds a delayed callback is held back.",
     "run_force_96": "Refuse every Run with code 96.",
     "run_force_97": "Refuse every Run with code 97.",

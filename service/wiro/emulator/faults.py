@@ -27,6 +27,8 @@ FaultName = Literal[
     "detail_429",
     "detail_hang",
     "list_5xx",
+    "cancel_hang",
+    "kill_hang",
     "callback_drop",
     "callback_delay",
     "callback_duplicate",
@@ -51,6 +53,8 @@ class Faults:
     - ``detail_429``: Task/Detail answers 429 (with ``Retry-After: detail_retry_after`` when set).
     - ``detail_hang``: Task/Detail waits ``detail_hang_seconds`` before answering normally.
     - ``list_5xx``: Task/List answers 503 with a gateway's plain-text body.
+    - ``cancel_hang`` / ``kill_hang``: Task/Cancel / Task/Kill waits ``cancel_hang_seconds`` /
+      ``kill_hang_seconds`` before answering normally.
     - ``callback_drop``: the completion callback is never sent.
     - ``callback_delay``: it is sent ``callback_delay_seconds`` late.
     - ``callback_duplicate``: it is sent twice.
@@ -83,6 +87,12 @@ class Faults:
     detail_hang_seconds: float = 30.0
     list_5xx_rate: float = 0.0
     list_5xx_next: int = 0
+    cancel_hang_rate: float = 0.0
+    cancel_hang_next: int = 0
+    cancel_hang_seconds: float = 30.0
+    kill_hang_rate: float = 0.0
+    kill_hang_next: int = 0
+    kill_hang_seconds: float = 30.0
     callback_drop_rate: float = 0.0
     callback_drop_next: int = 0
     callback_delay_rate: float = 0.0
