@@ -87,30 +87,54 @@ class SqliteBase:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA synchronous = NORMAL")
+        db = aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db
+        except BaseException:
+            # aiosqlite tells its thread to stop without waiting for it; were the event loop closed
+            # first, the thread would die printing a traceback after the one-line start-up error.
+            thread: Any = getattr(db, "_thread", db)  # before aiosqlite 0.21 the connection is one
+            await asyncio.to_thread(thread.join, 5)
+            raise
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            # Each connection has a (non-daemon) thread: one left open keeps the process alive.
+            await db.close()
+            raise
         return db
 
     async def open(self, *, apply_migrations: bool = True) -> list[str]:
-        """Open the file (creating it and its folder), switch to WAL, apply pending migrations."""
+        """Open the file (creating it and its folder), switch to WAL, apply pending migrations.
+
+        When any step fails, the connections already made are closed before the error is raised.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only = ON")
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await self.close()
+            raise
         return applied
 
     async def close(self) -> None:
         if self._callback_writer is not None:  # callbacks being committed finish first
             await asyncio.gather(self._callback_writer, return_exceptions=True)
-        for db in (self._reader, self._writer):
-            if db is not None:
-                await db.close()
+        reader, writer = self._reader, self._writer
         self._reader = self._writer = None
+        try:
+            if reader is not None:
+                await reader.close()
+        finally:
+            if writer is not None:
+                await writer.close()
 
     @property
     def _w(self) -> aiosqlite.Connection:
