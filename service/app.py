@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import startup
 from service.api import callbacks, deliveries, events, ops, subscriptions, tasks
 from service.api.auth import BearerAuth
 from service.api.bodies import BodyLimit
@@ -124,14 +125,18 @@ def create_app(
     """The relay as an ASGI app. ``wiro_transport`` and ``webhook_transport`` swap how Wiro and the
     subscribers are reached (tests only; the default webhook transport is the SSRF guard)."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def start(app: Starlette, opened: contextlib.AsyncExitStack) -> None:
+        """Open the database, build the clients, start the loops. Each part is registered with
+        ``opened`` as soon as it exists, so whatever was opened is closed, in reverse order, both at
+        shutdown and when a later part fails to start: a connection left open keeps its thread, and
+        a process that failed to start would then neither serve nor exit."""
         schedule = settings.webhook_retry_schedule
         store = SqliteStore(
             settings.database_path, delivery_attempts=len(schedule), first_delivery_delay=schedule[0],
             callback_confirm_interval=settings.callback_confirm_interval_seconds,
         )  # fmt: skip
-        applied = await store.open()
+        applied = await store.open()  # closes what it opened when it fails
+        opened.push_async_callback(store.close)
         if applied:
             log.info("migrations_applied", migrations=applied)
         # One TLS context (the CA bundle read and parsed once) serves Wiro and the subscribers alike:
@@ -144,6 +149,7 @@ def create_app(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             headers={"user-agent": "wiro-relay"},
         )
+        opened.push_async_callback(http.aclose)
         secret = await relay_secret(store, settings.relay_secret)
         metrics = Metrics()
         wiro = WiroClient(
@@ -165,28 +171,37 @@ def create_app(
             limits=httpx.Limits(max_connections=settings.webhook_concurrency, max_keepalive_connections=16),
             follow_redirects=False,
         )
+        opened.push_async_callback(webhook_http.aclose)
         relay = Relay(
             settings, store, wiro, CallbackTokens(secret), clock=clock, metrics=metrics,
             webhook_http=webhook_http, task_webhook_secret=relay_webhook_secret(secret.encode()),
         )  # fmt: skip
         app.state.relay = relay
         loops = asyncio.create_task(relay.run_loops(relay.stopping)) if run_loops else None
+        opened.push_async_callback(stop, relay, loops)
+
+    async def stop(relay: Relay, loops: asyncio.Task[None] | None) -> None:
+        # Polls and deliveries in flight get a grace window; what is cut short stays due in the
+        # database and is done again at the next start.
+        relay.stop()
+        if loops is None:
+            return
         try:
+            await asyncio.wait_for(loops, timeout=settings.shutdown_grace_seconds)
+        except TimeoutError:
+            log.warning("shutdown_grace_spent", grace_seconds=settings.shutdown_grace_seconds)
+        except Exception:
+            log.exception("loops_failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as opened:
+            try:
+                await start(app, opened)
+            except Exception as exc:
+                startup.log_failure(exc, settings.database_path)
+                raise
             yield
-        finally:
-            # Polls and deliveries in flight get a grace window; what is cut short stays due in the
-            # database and is done again at the next start.
-            relay.stop()
-            if loops is not None:
-                try:
-                    await asyncio.wait_for(loops, timeout=settings.shutdown_grace_seconds)
-                except TimeoutError:
-                    log.warning("shutdown_grace_spent", grace_seconds=settings.shutdown_grace_seconds)
-                except Exception:
-                    log.exception("loops_failed")
-            await http.aclose()
-            await webhook_http.aclose()
-            await store.close()
 
     app: Starlette
     app = Starlette(

@@ -6,11 +6,13 @@ import asyncio
 import ipaddress
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from service import __version__, server
+from service import __version__, server, startup
 from service.config import ConfigError, Settings, load_settings, reference_markdown
 from service.console import COMMANDS
 from service.demo import run_demo
@@ -19,6 +21,8 @@ from service.relay import relay_secret
 from service.store.sqlite import SqliteStore
 from service.webhooks.signing import relay_webhook_secret
 from service.wiro.emulator.cli import emulator
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,7 +94,7 @@ def migrate() -> None:
         finally:
             await store.close()
 
-    applied = asyncio.run(run())
+    applied = _on_database(settings, run)
     click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
 
 
@@ -113,7 +117,17 @@ def webhook_secret() -> None:
         finally:
             await store.close()
 
-    click.echo(relay_webhook_secret(asyncio.run(run()).encode()))
+    click.echo(relay_webhook_secret(_on_database(settings, run).encode()))
+
+
+def _on_database(settings: Settings, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's work on the database; when the database fails it, say why in one line and
+    exit with the status ``serve`` exits with when it cannot start."""
+    try:
+        return asyncio.run(work())
+    except startup.ENVIRONMENT_ERRORS as exc:
+        startup.log_failure(exc, settings.database_path)
+        sys.exit(startup.STARTUP_FAILURE)
 
 
 @main.command()

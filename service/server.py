@@ -9,6 +9,9 @@ On SIGTERM (or SIGINT) the relay stops taking work in this order, inside Kuberne
    ``RELAY_SHUTDOWN_GRACE_SECONDS`` to finish;
 3. the lifespan gives polls and deliveries in flight the same window; whatever is cut short is
    still due in the database and is done at the next start.
+
+A start-up that fails (the database cannot be opened, migrated or written, the port is taken) ends
+the process with status 3 after one ``startup_failed`` line that says why, so a supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import sys
+from collections.abc import Awaitable
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.app import create_app
 from service.config import Settings
+from service.startup import STARTUP_FAILURE
 
 
 class RelayServer(uvicorn.Server):
@@ -56,13 +62,39 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         server_header=False,
         ws="none",
         lifespan="on",
+        interface="asgi3",
     )
 
 
 def serve(settings: Settings) -> None:
+    """Serve until told to stop; exit with ``STARTUP_FAILURE`` when the relay did not start."""
     app = create_app(settings)
     tune_gc()
-    RelayServer(uvicorn_config(app, settings), app).run()
+    server = RelayServer(uvicorn_config(_StartupTracebackDropped(app), settings), app)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class _StartupTracebackDropped:
+    """Starlette hands uvicorn the traceback of a failed start-up, and uvicorn logs it as one more
+    error after the lifespan's own ``startup_failed`` line, which already says why (with the
+    traceback where one helps): this passes the failure on without it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Requests are handed straight through: no coroutine of this layer's own on the hot path.
+        if scope["type"] != "lifespan":
+            return self.app(scope, receive, send)
+
+        async def without_traceback(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        return self.app(scope, receive, without_traceback)
 
 
 def tune_gc() -> None:

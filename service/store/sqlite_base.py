@@ -69,7 +69,13 @@ class ProcessLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the lock file {self.path} ({exc.strerror}): the database's folder must be "
+                "writable (SQLite writes -wal and -shm files beside the database too)"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -146,16 +152,30 @@ class SqliteBase:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA synchronous = NORMAL")
+        db = aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db
+        except BaseException:
+            # aiosqlite tells its thread to stop without waiting for it; were the event loop closed
+            # first, the thread would die printing a traceback after the one-line start-up error.
+            thread: Any = getattr(db, "_thread", db)  # before aiosqlite 0.21 the connection is one
+            await asyncio.to_thread(thread.join, 5)
+            raise
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            # Each connection has a (non-daemon) thread: one left open keeps the process alive.
+            await db.close()
+            raise
         return db
 
     async def open(self, *, apply_migrations: bool = True) -> list[str]:
         """Take the file's process lock, open it (creating it and its folder), switch to WAL and
-        apply pending migrations. Whatever was opened is closed again when a step fails."""
+        apply pending migrations. When any step fails, what was already opened (the lock too) is
+        released before the error is raised."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._lock is not None:
             self._lock.acquire()
@@ -173,14 +193,18 @@ class SqliteBase:
     async def close(self) -> None:
         if self._callback_writer is not None:  # callbacks being committed finish first
             await asyncio.gather(self._callback_writer, return_exceptions=True)
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
         try:
-            for db in (self._reader, self._writer):
-                if db is not None:
-                    await db.close()
+            if reader is not None:
+                await reader.close()
         finally:
-            self._reader = self._writer = None
-            if self._lock is not None:
-                self._lock.release()
+            try:
+                if writer is not None:
+                    await writer.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
 
     @property
     def _w(self) -> aiosqlite.Connection:
