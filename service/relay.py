@@ -77,7 +77,7 @@ class Relay:
         # A task that reaches Wiro with a cancel pending is looked at (and stopped) at once.
         self.submitter = Submitter(
             self.store, self.wiro, self.settings, self.tokens, clock=self.clock,
-            on_submitted=self.poller.wake.set,
+            look_now=self.poller.wake.set,
         )  # fmt: skip
         self.poller.on_look = self.metrics.observe_look
         self.signal = EventSignal()

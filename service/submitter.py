@@ -61,14 +61,15 @@ class Submitter:
         tokens: CallbackTokens,
         *,
         clock: Callable[[], float],
-        on_submitted: Callable[[], None] = lambda: None,
+        look_now: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._wiro = wiro
         self._settings = settings
         self._tokens = tokens
         self._clock = clock
-        self._on_submitted = on_submitted
+        self._look_now = look_now
+        """Wakes the poller: a task reached Wiro with a cancel pending, or was adopted, and is due."""
         self.wake = asyncio.Event()
         self.last_pass_at: float | None = None
 
@@ -168,9 +169,10 @@ class Submitter:
         poll_at = now + poll_after_seconds(job.task.input, self._settings.poll_after_seconds)
         if source is Source.RECONCILE:
             poll_at = now  # the adopted task may have finished long ago: look at once
-        await self._store.record_submitted(job.task.id, run, at=now, poll_at=poll_at, source=source)
+        task = await self._store.record_submitted(job.task.id, run, at=now, poll_at=poll_at, source=source)
         log.info("task_submitted", wiro_task_id=run.task_id, source=source.value)
-        self._on_submitted()
+        if task is not None and (task.cancel_requested or source is Source.RECONCILE):
+            self._look_now()
 
     async def _reconcile(self, job: SubmitJob, scan: ListScan) -> None:
         """Find the Wiro task an unanswered Run may have created, by the callbackUrl it carried."""
