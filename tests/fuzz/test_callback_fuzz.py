@@ -76,9 +76,10 @@ def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
         live.client(token=None) as raw,
     ):
         ids = {"succeeded": _submit(api)}
+        # Its Run answered before the fault is set, so the fault cannot fall on it instead.
+        live.wait_until(lambda: _status(api, ids["succeeded"]) == "succeeded")
         _faults(live, fail_next=1)
         ids["failed"] = _submit(api, seed="1")
-        live.wait_until(lambda: _status(api, ids["succeeded"]) == "succeeded")
         live.wait_until(lambda: _status(api, ids["failed"]) == "failed")
         _faults(live, hold_queue=True)
         ids["held"], ids["cancelled"] = _submit(api, seed="2"), _submit(api, seed="3")
