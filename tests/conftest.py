@@ -7,6 +7,9 @@ a test talks HTTP exactly as the relay will, and every server is stopped when th
 - ``emulator_factory``: ``emu = await emulator_factory(EmulatorConfig(...), clock=ManualClock())``
   gives a ``RunningEmulator``; ``emulator`` is one with ``DEFAULT_CONFIG``.
 - ``callback_receiver``: a ``CallbackReceiver`` that records every POST it gets.
+- ``wait_until(predicate, timeout, message=...)``: how every test waits for a condition; it fails the
+  test when the condition does not come. A test never sleeps and then asserts that nothing happened:
+  it waits for a later event that proves it (a barrier), or drives a loop's ``run_once()``.
 
 A ``RunningEmulator`` has ``.base_url`` (``http://127.0.0.1:PORT/v1``, what a Wiro client takes),
 ``.root_url``, ``.state`` (the in-process ``Emulator``: ``state.engine.tasks``, ``state.faults``),
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,13 +50,29 @@ WAIT_SECONDS = 10.0
 ServeApp = Callable[[Any], Awaitable[str]]
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = WAIT_SECONDS) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+async def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = WAIT_SECONDS,
+    *,
+    message: str | Callable[[], object] = "condition not met",
+    interval: float = 0.01,
+) -> None:
+    """Poll ``predicate`` (plain or async) until it is truthy; fail the test after ``timeout`` seconds.
+
+    Every test that waits for something waits here, so a condition that never comes fails the test,
+    saying ``message`` (a callable is asked at that moment, to tell what was last seen).
+    """
     deadline = time.monotonic() + timeout
-    while not await predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
+            said = message() if callable(message) else message
+            pytest.fail(f"not within {timeout:g} s: {said}")
+        await asyncio.sleep(interval)
 
 
 @pytest.fixture

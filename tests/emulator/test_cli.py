@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from service.wiro import signing
 from service.wiro.emulator import cli
 from service.wiro.emulator.runtime import Emulator
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -107,12 +107,15 @@ async def test_the_command_serves_wiros_api() -> None:
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1", timeout=5) as client:
-            for _ in range(200):
+
+            async def listening() -> bool:
                 try:
                     await client.get("/")
-                    break
                 except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+                    return False
+                return True
+
+            await wait_until(listening, 30, message="the emulator did not start", interval=0.05)
             headers = signing.auth_headers("cli-key", "cli-secret")
             run = await client.post(
                 "/Run/Wan-AI/Wan2.2-I2V-A14B", json={"inputImageUrl": "x"}, headers=headers

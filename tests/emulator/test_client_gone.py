@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from structlog.testing import capture_logs
 
-from tests.conftest import RunningEmulator
+from tests.conftest import RunningEmulator, wait_until
 
 
 async def test_a_run_cut_off_mid_body_is_not_an_error_and_not_a_run(emulator: RunningEmulator) -> None:
@@ -29,11 +29,9 @@ async def test_a_run_cut_off_mid_body_is_not_an_error_and_not_a_run(emulator: Ru
         await asyncio.sleep(0.2)  # the emulator is reading the body when the caller goes
         writer.close()
         await writer.wait_closed()
-        for _ in range(100):
-            if any(entry["event"] == "wiro_client_gone" for entry in logs):
-                break
-            await asyncio.sleep(0.03)
-    events = [entry["event"] for entry in logs]
-    assert "wiro_client_gone" in events
+        await wait_until(
+            lambda: any(entry["event"] == "wiro_client_gone" for entry in logs),
+            message="the emulator did not notice the caller going",
+        )
     assert not [entry for entry in logs if entry["log_level"] in ("error", "critical")]
     assert "Run" not in (await emulator.counters())["endpoints"]

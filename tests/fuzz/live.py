@@ -48,6 +48,8 @@ class LiveRelay:
     emulator_url: str
     db_path: Path
     app_state: Any
+    loop: asyncio.AbstractEventLoop
+    """The servers' loop, in their thread."""
 
     @property
     def relay(self) -> Relay:
@@ -61,6 +63,11 @@ class LiveRelay:
     def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         with contextlib.closing(sqlite3.connect(self.db_path)) as db:
             return db.execute(query, args).fetchall()
+
+    def looks_settled(self) -> None:
+        """A barrier: one poller pass that starts now, and every look at Wiro in flight, finished
+        (run on the servers' loop); what was committed before it made due has then been recorded."""
+        asyncio.run_coroutine_threadsafe(self.relay.poller.run_once(), self.loop).result(START_SECONDS)
 
     def wait_until(self, check: Callable[[], bool], *, within: float = 20.0) -> None:
         deadline = time.monotonic() + within
@@ -87,7 +94,9 @@ def live_relay(tmp_path: Path, **settings: Any) -> Iterator[LiveRelay]:
             config = relay_settings(tmp_path, f"{emulator_url}/v1", url_of(relay_sock), **settings)
             app = create_app(config, webhook_transport=httpx.MockTransport(_subscribers))
             async with serving(app, relay_sock) as relay_url:
-                box["live"] = LiveRelay(relay_url, emulator_url, config.database_path, app.state)
+                box["live"] = LiveRelay(
+                    relay_url, emulator_url, config.database_path, app.state, asyncio.get_running_loop()
+                )
                 ready.set()
                 await stop.wait()
 

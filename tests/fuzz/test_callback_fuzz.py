@@ -12,7 +12,6 @@ itself says otherwise.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,17 +61,10 @@ def _status(api: httpx.Client, task_id: str) -> str:
 
 
 def _settled(live: LiveRelay, api: httpx.Client, task_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The tasks once a look at Wiro still in flight when they finished has landed (it may touch
-    ``updated_at``): two reads a moment apart agree."""
-    seen: list[dict[str, dict[str, Any]]] = []
-
-    def still() -> bool:
-        seen.append({task_id: api.get(f"/v1/tasks/{task_id}").json() for task_id in task_ids})
-        time.sleep(0.3)
-        return len(seen) > 1 and seen[-1] == seen[-2]
-
-    live.wait_until(still)
-    return seen[-1]
+    """The finished tasks once a look at Wiro still in flight when they finished has landed (it may
+    touch ``updated_at``); nothing else changes a finished task."""
+    live.looks_settled()
+    return {task_id: api.get(f"/v1/tasks/{task_id}").json() for task_id in task_ids}
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +76,10 @@ def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
         live.client(token=None) as raw,
     ):
         ids = {"succeeded": _submit(api)}
+        # Its Run answered before the fault is set, so the fault cannot fall on it instead.
+        live.wait_until(lambda: _status(api, ids["succeeded"]) == "succeeded")
         _faults(live, fail_next=1)
         ids["failed"] = _submit(api, seed="1")
-        live.wait_until(lambda: _status(api, ids["succeeded"]) == "succeeded")
         live.wait_until(lambda: _status(api, ids["failed"]) == "failed")
         _faults(live, hold_queue=True)
         ids["held"], ids["cancelled"] = _submit(api, seed="2"), _submit(api, seed="3")

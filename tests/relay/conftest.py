@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import sqlite3
@@ -19,6 +18,7 @@ from service.config import Settings, load_settings
 from service.relay import Relay
 from service.wiro.emulator import EmulatorConfig, Faults
 from service.wiro.emulator import create_app as create_emulator
+from tests.conftest import wait_until
 from tests.servers import bind_loopback, serving, url_of
 
 API_KEY, API_SECRET = "relay-test-key", "relay-test-secret"
@@ -64,21 +64,32 @@ class Stack:
     ) -> dict[str, Any]:
         """Poll the API until the task reaches one of ``statuses`` (bounded; not a timing check)."""
         wanted = set(statuses)
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            task = await self.task(task_id)
-            if task["status"] in wanted:
-                return task
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"task {task_id} stuck in {task['status']}: {task}")
-            await asyncio.sleep(0.05)
+        task: dict[str, Any] = {}
 
-    async def wait_until(self, check: Callable[[], Any], *, within: float = 30.0) -> None:
-        deadline = asyncio.get_running_loop().time() + within
-        while not await check():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.05)
+        async def reached() -> bool:
+            nonlocal task
+            task = await self.task(task_id)
+            return task["status"] in wanted
+
+        await wait_until(reached, within, message=lambda: f"task {task_id} stuck in {task['status']}: {task}")
+        return task
+
+    async def wait_until(
+        self,
+        check: Callable[[], object],
+        *,
+        within: float = 30.0,
+        message: str | Callable[[], object] = "condition not reached",
+    ) -> None:
+        await wait_until(check, within, message=message, interval=0.05)
+
+    async def looks_settled(self) -> None:
+        """A barrier: one poller pass that starts now, and every look at Wiro in flight, finished.
+
+        Whatever was committed before the call (a callback, say) and made a look due has then been
+        looked at and recorded; what made none due leaves Wiro's counters as they were.
+        """
+        await self.relay.poller.run_once()
 
     async def faults(self, **changes: Any) -> None:
         response = await self.raw.patch(f"{self.emulator_url}/_emulator/faults", json=changes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import wait_until
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN
 from tests.servers import bind_loopback
 
@@ -49,13 +49,13 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient(timeout=1) as client:
-        for _ in range(300):
+
+        async def healthy() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"relay exited with {proc.returncode}")
             try:
-                if (await client.get(f"{url}/healthz")).status_code == 200:
-                    return
+                return (await client.get(f"{url}/healthz")).status_code == 200
             except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("relay did not start")
+                return False
+
+        await wait_until(healthy, 30, message="the relay did not start", interval=0.05)

@@ -209,7 +209,9 @@ async def test_multipart_refusals(stack: StackFactory) -> None:
 
 
 async def test_cancel_in_every_state(stack: StackFactory) -> None:
-    async with stack(emulator={"faults": Faults(hold_queue=True)}, max_in_flight=1) as s:
+    # At this pace a job runs for about a minute at Wiro: the Kill below finds it running, however
+    # busy the machine (at the usual 0.004 it can end before the Kill arrives).
+    async with stack(time_scale=0.25, emulator={"faults": Faults(hold_queue=True)}, max_in_flight=1) as s:
         at_wiro = await s.submit()
         await s.wait_for(at_wiro["id"], ["submitted"])
         never_sent = await s.submit()  # held back by RELAY_MAX_IN_FLIGHT=1
@@ -254,7 +256,11 @@ async def test_cancelling_a_finished_task_is_a_conflict(stack: StackFactory) -> 
 async def test_history_filters_cursor_and_summary(stack: StackFactory) -> None:
     async with stack(emulator={"faults": Faults(hold_queue=True)}) as s:
         made = [await s.submit({**job(), "metadata": {"team": "a" if i % 2 else "b"}}) for i in range(5)]
-        await s.api.post(f"/v1/tasks/{made[0]['id']}/cancel")
+        # Cancelled once Wiro holds it, so the cancel is done when answered (cancelled while its Run
+        # is on the way, it would be answered 202 and finished later).
+        await s.wait_for(made[0]["id"], ["submitted"])
+        answer = await s.api.post(f"/v1/tasks/{made[0]['id']}/cancel")
+        assert answer.status_code == 200, answer.text
         seen: list[str] = []
         cursor = None
         while True:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
-from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
+from tests.conftest import wait_until
+from tests.relay.conftest import API_KEY, API_SECRET, TERMINAL, TOKEN, job
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
 
@@ -36,35 +37,46 @@ async def test_sigkill_mid_flight_then_restart(tmp_path: Path) -> None:
         proc = start(env, log)
         try:
             await wait_healthy(relay_url, proc)
-            async with httpx.AsyncClient(
-                base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
-            ) as api:
+            async with (
+                httpx.AsyncClient(
+                    base_url=relay_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+                ) as api,
+                httpx.AsyncClient(timeout=5) as raw,
+            ):
                 ids = []
                 for i in range(12):
                     answer = await api.post("/v1/tasks", json={**job(), "metadata": {"n": str(i)}})
                     assert answer.status_code == 202
                     ids.append(answer.json()["id"])
+
                 # Kill once some tasks are at Wiro and others still queued.
-                for _ in range(200):
+                async def some_at_wiro() -> bool:
                     listing = (await api.get("/v1/tasks", params={"status": "submitted,running"})).json()
-                    if listing["data"]:
-                        break
-                    await asyncio.sleep(0.02)
+                    return bool(listing["data"])
+
+                await wait_until(some_at_wiro, 30, message="no task reached Wiro", interval=0.02)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=10)
-                await asyncio.sleep(0.5)  # callbacks sent meanwhile are lost: polling must cover them
+
+                # Wiro finishes what it holds and calls back a relay that is down: those callbacks
+                # are lost, and polling must cover them.
+                async def all_called_back() -> bool:
+                    held = (await raw.get(f"{emulator_url}/_emulator/tasks")).json()["tasks"]
+                    return all(task["callbacks"] for task in held)
+
+                await wait_until(all_called_back, 30, message="Wiro did not finish its tasks", interval=0.05)
                 proc = start(env, log)
                 await wait_healthy(relay_url, proc)
-                finals = {}
-                for _ in range(600):
+                finals: dict[str, dict[str, Any]] = {}
+
+                async def all_ended() -> bool:
+                    nonlocal finals
                     finals = {i: (await api.get(f"/v1/tasks/{i}")).json() for i in ids}
-                    if all(
-                        t["status"] in ("succeeded", "failed", "cancelled", "timed_out")
-                        for t in finals.values()
-                    ):
-                        break
-                    await asyncio.sleep(0.1)
-            async with httpx.AsyncClient(timeout=5) as raw:
+                    return all(t["status"] in TERMINAL for t in finals.values())
+
+                await wait_until(
+                    all_ended, 60, message=lambda: f"tasks left unfinished: {finals}", interval=0.1
+                )
                 counters = (await raw.get(f"{emulator_url}/_emulator/counters")).json()
                 for task in finals.values():
                     assert task["status"] == "succeeded", task

@@ -3,7 +3,6 @@ request, task ids bound in context, and no secret ever written, at the most verb
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -15,6 +14,7 @@ from service.tokens import CallbackTokens
 from service.webhooks.signing import relay_webhook_secret
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
+from tests.conftest import wait_until
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
@@ -46,10 +46,11 @@ async def test_logs_are_structured_and_never_hold_a_secret(tmp_path: Path) -> No
                 task = (
                     await api.post("/v1/tasks", json=job(), headers={"x-request-id": "req-test-1"})
                 ).json()
-                for _ in range(200):
-                    if (await api.get(f"/v1/tasks/{task['id']}")).json()["status"] == "succeeded":
-                        break
-                    await asyncio.sleep(0.05)
+
+                async def succeeded() -> bool:
+                    return bool((await api.get(f"/v1/tasks/{task['id']}")).json()["status"] == "succeeded")
+
+                await wait_until(succeeded, 30, message="the task did not succeed", interval=0.05)
                 await api.get("/v1/tasks", headers={"Authorization": "Bearer wrong-token-0123456789abcdef"})
                 await api.post(f"/callbacks/wiro/{task['id']}/guessed-token", content=b"{}")
         finally:

@@ -13,7 +13,8 @@ import pytest
 
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
-from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
+from tests.conftest import wait_until
+from tests.relay.conftest import API_KEY, API_SECRET, TERMINAL, TOKEN, job
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
 
@@ -63,8 +64,7 @@ async def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
 
                 follower = asyncio.create_task(follow())
                 loaders = [asyncio.create_task(load(n)) for n in range(4)]
-                while len(accepted) < 40:
-                    await asyncio.sleep(0.02)
+                await wait_until(lambda: len(accepted) >= 40, 30, message=lambda: f"accepted {len(accepted)}")
                 sent = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
                 code = await asyncio.to_thread(proc.wait, 30)
@@ -81,11 +81,15 @@ async def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
             await wait_healthy(relay_url, proc)
             async with httpx.AsyncClient(base_url=relay_url, headers=AUTH, timeout=10) as api:
                 finals: dict[str, str] = {}
-                for _ in range(600):
+
+                async def all_ended() -> bool:
+                    nonlocal finals
                     finals = {i: (await api.get(f"/v1/tasks/{i}")).json()["status"] for i in accepted}
-                    if all(v == "succeeded" for v in finals.values()):
-                        break
-                    await asyncio.sleep(0.1)
+                    return all(v in TERMINAL for v in finals.values())
+
+                await wait_until(
+                    all_ended, 60, message=lambda: f"tasks left unfinished: {finals}", interval=0.1
+                )
                 assert set(finals.values()) == {"succeeded"}, finals
                 listed = (await api.get("/v1/tasks/summary")).json()
                 assert listed["total"] == len(accepted)

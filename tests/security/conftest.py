@@ -93,13 +93,13 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seed
             await s.wait_for(task_id, ["submitted"])
         # One delivery per event (queued, submitted), each failed after its single attempt.
         deliveries: list[dict[str, Any]] = []
-        for _ in range(500):
+
+        async def failed() -> bool:
+            nonlocal deliveries
             deliveries = (await s.api.get("/v1/deliveries")).json()["data"]
-            if len(deliveries) == 4 and all(d["status"] == "failed" for d in deliveries):
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"deliveries did not settle: {deliveries}")
+            return len(deliveries) == 4 and all(d["status"] == "failed" for d in deliveries)
+
+        await s.wait_until(failed, message=lambda: f"deliveries did not settle: {deliveries}")
         yield Seeded(s, task_ids, created.json()["id"], [d["id"] for d in deliveries])
     dead.close()
 

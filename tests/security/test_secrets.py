@@ -8,7 +8,6 @@ Then its log, every answer it gave and its metrics are searched for every secret
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -16,7 +15,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +23,7 @@ from service.tokens import CallbackTokens
 from service.webhooks.signing import relay_webhook_secret
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
+from tests.conftest import wait_until
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import bind_loopback, serving, url_of
@@ -35,14 +34,6 @@ RELAY_SECRET = "relay-secret-for-the-secrets-test-0123456789"
 SECOND_TOKEN = "second-api-token-fedcba9876543210"
 # Answers that carry a subscription's secret by design: creation, rotation, and the secret itself.
 SECRET_BEARING = ("POST /v1/subscriptions", "/rotate-secret", "/secret")
-
-
-async def _wait(check: Any, what: str, within: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not reached")
-        await asyncio.sleep(0.05)
 
 
 async def test_no_secret_reaches_the_log_an_answer_or_the_metrics(tmp_path: Path) -> None:
@@ -97,7 +88,7 @@ async def test_no_secret_reaches_the_log_an_answer_or_the_metrics(tmp_path: Path
                     pending = (await api.get("/v1/deliveries", params={"status": "pending"})).json()
                     return all(x in ("succeeded", "failed") for x in states) and not pending["data"]
 
-                await _wait(settled, "tasks ended and deliveries settled")
+                await wait_until(settled, 30, message="tasks ended and deliveries settled", interval=0.05)
                 for path in ("/v1/tasks", "/v1/events", "/v1/subscriptions", "/v1/deliveries"):
                     await api.get(path)
                 for t in tasks:

@@ -51,4 +51,15 @@ async def deliveries(s: Stack, **params: str) -> list[dict[str, Any]]:
     return data
 
 
-__all__ = ["LOOPBACK", "deliveries", "job", "stack", "subscribe"]
+async def settled(s: Stack, **params: str) -> None:
+    """A barrier: no delivery (of those ``params`` select) is pending any more, so every attempt the
+    relay will make for the events so far has been made and its answer recorded: a subscriber has had
+    all it will get."""
+
+    async def none_pending() -> bool:
+        return not await deliveries(s, status="pending", **params)
+
+    await s.wait_until(none_pending, message=f"deliveries still pending ({params or 'any'})")
+
+
+__all__ = ["LOOPBACK", "deliveries", "job", "settled", "stack", "subscribe"]

@@ -1,7 +1,8 @@
 """A webhook subscriber for tests: a real HTTP server that records every delivery and answers as told.
 
 ``Subscriber.script(path, *answers)`` queues answers for a path; each answer is a status code, or an
-``Answer`` (status, headers, a delay before answering). When the queue is empty the path answers 200.
+``Answer`` (status, headers, a delay before answering, an event it waits for before answering, which
+the test sets). When the queue is empty the path answers 200.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import wait_until
+
 
 @dataclass(frozen=True)
 class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    until: asyncio.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -67,15 +71,16 @@ class Subscriber:
         answer = queue.popleft() if queue else Answer()
         if answer.delay:
             await asyncio.sleep(answer.delay)
+        if answer.until is not None:
+            await answer.until.wait()
         self.answered.append((path, answer.status))
         headers = dict(answer.headers)
         return Response(f"answer {answer.status}", status_code=answer.status, headers=headers)
 
     async def wait_for(self, path: str, count: int, *, within: float = 20.0) -> list[Received]:
-        deadline = time.monotonic() + within
-        while len(self.at(path)) < count:
-            if time.monotonic() > deadline:
-                got = [(r.path, r.headers.get("webhook-id")) for r in self.received]
-                raise AssertionError(f"{path}: wanted {count} deliveries, got {got}")
-            await asyncio.sleep(0.02)
+        def got() -> str:
+            seen = [(r.path, r.headers.get("webhook-id")) for r in self.received]
+            return f"{path}: wanted {count} deliveries, got {seen}"
+
+        await wait_until(lambda: len(self.at(path)) >= count, within, message=got, interval=0.02)
         return self.at(path)

@@ -3,7 +3,6 @@ subscriber at least once, and deduplicating by ``webhook-id`` leaves exactly one
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
+from tests.conftest import wait_until
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, job
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import serving
@@ -74,11 +74,8 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path) -> None:
                     proc.wait(timeout=10)
                     proc = start(env, log)
                     await wait_healthy(relay_url, proc)
-                for _ in range(600):
-                    if await _settled(api, ids):
-                        break
-                    await asyncio.sleep(0.1)
-                assert await _settled(api, ids), "tasks or deliveries left unfinished"
+                unfinished = "tasks or deliveries left unfinished"
+                await wait_until(lambda: _settled(api, ids), 60, message=unfinished, interval=0.1)
                 events = (await api.get("/v1/events", params={"limit": "500"})).json()["data"]
         finally:
             if proc.poll() is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Callable
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from service.webhooks.ssrf import Address, GuardedTransport, address_allowed, check_url
-from tests.relay.conftest import StackFactory, job
+from tests.relay.conftest import Stack, StackFactory, job
 from tests.webhooks.conftest import LOOPBACK, deliveries, subscribe
 from tests.webhooks.subscriber import Subscriber
 
@@ -85,13 +84,16 @@ def fake_dns(table: dict[str, list[list[str]]]) -> Callable[[str, int], object]:
     return resolve
 
 
-async def _delivery_error(s: object, sub_id: str) -> dict[str, object]:
-    for _ in range(200):
-        found = await deliveries(s, subscription_id=sub_id)  # type: ignore[arg-type]
-        if found and found[0]["attempts"]:
-            return found[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no attempt made")
+async def _delivery_error(s: Stack, sub_id: str) -> dict[str, object]:
+    found: list[dict[str, object]] = []
+
+    async def attempted() -> bool:
+        nonlocal found
+        found = await deliveries(s, subscription_id=sub_id)
+        return bool(found) and bool(found[0]["attempts"])
+
+    await s.wait_until(attempted, message="no attempt made")
+    return found[0]
 
 
 @pytest.mark.parametrize(

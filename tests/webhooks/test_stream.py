@@ -14,12 +14,20 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def read_events(
-    client: httpx.AsyncClient, url: str, count: int, headers: dict[str, str] | None = None, **params: str
+    client: httpx.AsyncClient,
+    url: str,
+    count: int,
+    headers: dict[str, str] | None = None,
+    opened: asyncio.Event | None = None,
+    **params: str,
 ) -> list[dict[str, Any]]:
-    """Open the stream, take ``count`` events, and drop the connection."""
+    """Open the stream, take ``count`` events, and drop the connection; ``opened`` is set once the
+    stream's answer has begun (the relay starts it before it reads the log)."""
     got: list[dict[str, Any]] = []
     async with aconnect_sse(client, "GET", url, headers={**AUTH, **(headers or {})}, params=params) as source:
         assert source.response.headers["content-type"].startswith("text/event-stream")
+        if opened is not None:
+            opened.set()
         async for sse in source.aiter_sse():
             got.append({"sse_id": sse.id, "event": sse.event, **sse.json()})
             if len(got) == count:
@@ -53,8 +61,12 @@ async def test_a_client_resumes_with_last_event_id_and_misses_nothing(stack: Sta
 
 async def test_the_stream_follows_new_events_as_they_commit(stack: StackFactory) -> None:
     async with stack() as s, httpx.AsyncClient(base_url=s.relay_url, timeout=20) as client:
-        reader = asyncio.create_task(read_events(client, "/v1/events/stream", 3, type="task.succeeded"))
-        await asyncio.sleep(0.2)  # the stream is open and caught up (empty) before anything happens
+        opened = asyncio.Event()
+        reader = asyncio.create_task(
+            read_events(client, "/v1/events/stream", 3, opened=opened, type="task.succeeded")
+        )
+        # Open before anything happens (a reader that failed instead says why below).
+        await s.wait_until(lambda: opened.is_set() or reader.done(), message="the stream did not open")
         tasks = [await s.submit(job()) for _ in range(3)]
         got = await asyncio.wait_for(reader, 20)
         assert {e["event"] for e in got} == {"task.succeeded"}
