@@ -19,6 +19,7 @@ from service.store import SqliteStore
 from service.wiro.client import WiroClient
 from service.wiro.emulator import EmulatorConfig
 from service.wiro.emulator import create_app as create_emulator
+from tests.conftest import wait_until
 from tests.relay.conftest import API_KEY, API_SECRET, TOKEN, Faults, Stack, StackFactory, job, relay_settings
 from tests.relay.process import relay_env, start, wait_healthy
 from tests.servers import bind_loopback, serving, url_of
@@ -95,14 +96,15 @@ async def test_a_scan_that_cannot_reach_the_run_flags_the_task_and_sends_nothing
 
 
 async def _wait_for_attention(s: Stack, task_id: str) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        task = await s.task(task_id)
-        if task["attention"] is not None:
-            return task
-        assert task["status"] == "queued", task
-        assert asyncio.get_running_loop().time() < deadline, f"never flagged: {task}"
-        await asyncio.sleep(0.05)
+    seen: dict[str, Any] = {}
+
+    async def flagged() -> bool:
+        seen.update(await s.task(task_id))
+        assert seen["status"] == "queued", seen  # nothing may have been sent meanwhile
+        return seen["attention"] is not None
+
+    await wait_until(flagged, 30, message=lambda: f"never flagged: {seen}")
+    return seen
 
 
 async def _runs_at_least(s: Stack, count: int) -> bool:
@@ -137,8 +139,8 @@ async def test_a_restart_with_a_rotated_secret_finds_the_run_it_sent(tmp_path: P
             answer = await api.post("/v1/tasks", json=job())
             assert answer.status_code == 202, answer.text
             task_id = answer.json()["id"]
-            while not await wiro_tasks_for(wiro_base, task_id):
-                await asyncio.sleep(0.05)  # the Run has reached Wiro; its answer hangs
+            # The Run has reached Wiro; its answer hangs.
+            await wait_until(lambda: wiro_tasks_for(wiro_base, task_id), message="the Run never reached Wiro")
         # Stopped mid-Run: the mark stays. Same port (Wiro's callbacks come back to it), new secret.
         sock = bind_loopback_port(port)
         second = {"relay_secret": "second-secret-9876543210", "reconcile_delay_seconds": 0.2}
@@ -159,13 +161,14 @@ def bind_loopback_port(port: int) -> socket.socket:
 
 
 async def _wait_terminal(api: httpx.AsyncClient, task_id: str, within: float = 60) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        task: dict[str, Any] = (await api.get(f"/v1/tasks/{task_id}")).json()
-        if task["status"] in ("succeeded", "failed", "cancelled", "timed_out"):
-            return task
-        assert asyncio.get_running_loop().time() < deadline, f"task stuck: {task}"
-        await asyncio.sleep(0.05)
+    task: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        task.update((await api.get(f"/v1/tasks/{task_id}")).json())
+        return task["status"] in ("succeeded", "failed", "cancelled", "timed_out")
+
+    await wait_until(ended, within, message=lambda: f"task stuck: {task}")
+    return task
 
 
 async def test_a_cancel_while_the_run_is_on_its_way_is_carried_out(stack: StackFactory) -> None:
@@ -174,8 +177,8 @@ async def test_a_cancel_while_the_run_is_on_its_way_is_carried_out(stack: StackF
     async with stack(wiro_timeout_seconds=10.0, emulator={"faults": Faults(hold_queue=True)}) as s:
         await s.faults(run_slow_next=1, run_slow_seconds=3.0)
         task = await s.submit()
-        while not await wiro_tasks_for(f"{s.emulator_url}/v1", task["id"]):
-            await asyncio.sleep(0.02)  # the task exists at Wiro; the Run's answer is on its way
+        # The task exists at Wiro; the Run's answer is on its way.
+        await wait_until(lambda: wiro_tasks_for(f"{s.emulator_url}/v1", task["id"]), message="no Wiro task")
         accepted = await s.api.post(f"/v1/tasks/{task['id']}/cancel")
         assert accepted.status_code in (200, 202), accepted.text
         assert (accepted.json()["status"], accepted.json()["cancel_requested"]) == ("queued", True)
@@ -194,8 +197,7 @@ async def test_a_cancel_while_a_lost_run_is_reconciled_is_carried_out(stack: Sta
     ) as s:
         await s.faults(run_lose_answer_next=1, run_lose_answer_hang_seconds=1.0)
         task = await s.submit()
-        while not await wiro_tasks_for(f"{s.emulator_url}/v1", task["id"]):
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: wiro_tasks_for(f"{s.emulator_url}/v1", task["id"]), message="no Wiro task")
         accepted = await s.api.post(f"/v1/tasks/{task['id']}/cancel")
         assert (accepted.json()["status"], accepted.json()["cancel_requested"]) == ("queued", True)
         done = await s.wait_for(task["id"], within=30)
@@ -270,8 +272,5 @@ async def test_a_second_relay_process_on_the_same_database_refuses_to_start(tmp_
 
 
 async def _exit_code(proc: subprocess.Popen[bytes], *, within: float) -> int:
-    deadline = asyncio.get_running_loop().time() + within
-    while (code := proc.poll()) is None:
-        assert asyncio.get_running_loop().time() < deadline, "the second relay did not exit"
-        await asyncio.sleep(0.05)
-    return code
+    await wait_until(lambda: proc.poll() is not None, within, message="the second relay did not exit")
+    return proc.returncode
