@@ -1066,10 +1066,22 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=FULL.kills, help="SIGKILLs of the relay during the run")
     parser.add_argument("--seed", type=int, default=FULL.seed)
     parser.add_argument("--time-scale", type=float, default=0.02, help="the emulator's clock")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=FULL.max_in_flight, help="RELAY_MAX_IN_FLIGHT (0: no cap)"
+    )
+    parser.add_argument(
+        "--lost-runs", type=float, default=FULL.run_lose_answer_rate, help="share of Run answers lost"
+    )
+    parser.add_argument(
+        "--crowd", type=int, default=FULL.crowd_tasks, help="tasks another client creates after lost answers"
+    )
     parser.add_argument("--work-dir", type=Path, help="kept after the run (default: a temporary one)")
     args = parser.parse_args()
     configure_logging("warning", "console")
-    config = ChaosConfig(tasks=args.tasks, kills=args.kills, seed=args.seed, time_scale=args.time_scale)
+    config = ChaosConfig(
+        tasks=args.tasks, kills=args.kills, seed=args.seed, time_scale=args.time_scale,
+        max_in_flight=args.max_in_flight, run_lose_answer_rate=args.lost_runs, crowd_tasks=args.crowd,
+    )  # fmt: skip
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="wiro-relay-chaos-"))
     try:
         report = asyncio.run(run_chaos(config, work_dir))
