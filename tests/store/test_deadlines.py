@@ -4,25 +4,15 @@ task is, what is due, and that nothing times out or sends a task whose Run may h
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
-import pytest
 
 from service.deadlines import QUEUE_TIMEOUT, limits_for
 from service.models import Source, TaskStatus, new_id
 from service.store import NewTask, SqliteStore, migrate
 from service.wiro.types import RunResult
 from tests.store.test_contract import CALLBACK_URL
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    impl = SqliteStore(tmp_path / "relay.db")
-    await impl.open()
-    yield impl
-    await impl.close()
 
 
 def new_task(*, queue_timeout: float = 600.0, cancel_after: float | None = None) -> NewTask:

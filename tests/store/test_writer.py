@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ import pytest
 from service.models import Source, TaskStatus
 from service.store import SqliteStore
 from tests.store.test_contract import new_task, submitted
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    impl = SqliteStore(tmp_path / "relay.db")
-    await impl.open()
-    yield impl
-    await impl.close()
 
 
 def count(path: Path, table: str) -> int:
