@@ -103,10 +103,8 @@ class WebhookQueries(SqliteBase):
         return _subscription(row) if row else None
 
     async def list_subscriptions(self) -> list[Subscription]:
-        async with self._r.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id"
-        ) as cur:
-            return [_subscription(r) for r in await cur.fetchall()]
+        rows = await fetch_all(self._r, f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id")
+        return [_subscription(r) for r in rows]
 
     async def update_subscription(
         self, sub_id: str, changes: dict[str, Any], at: float
@@ -168,10 +166,7 @@ class WebhookQueries(SqliteBase):
         return [d for d in (_delivery(r) for r in rows) if d.id not in exclude][:limit]
 
     async def next_delivery_at(self) -> float | None:
-        async with self._r.execute(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self._r, "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
         return row[0] if row else None
 
     async def attempt_context(
@@ -262,20 +257,21 @@ class WebhookQueries(SqliteBase):
     # -- the delivery log ----------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None:
-        async with self._r.execute(
+        row = await fetch_one(
+            self._r,
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
             "WHERE d.id = ?",
             (delivery_id,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is None:
             return None
-        async with self._r.execute(
+        rows = await fetch_all(
+            self._r,
             "SELECT at, status_code, duration_ms, error, response_excerpt FROM delivery_attempts "
             "WHERE delivery_id = ? ORDER BY id",
             (delivery_id,),
-        ) as cur:
-            attempts = [dict(r) for r in await cur.fetchall()]
+        )
+        attempts = [dict(r) for r in rows]
         return _delivery(row), attempts
 
     async def list_deliveries(self, query: DeliveryQuery) -> Page[Delivery]:
@@ -300,8 +296,7 @@ class WebhookQueries(SqliteBase):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
         args.append(query.limit + 1)
-        async with self._r.execute(sql, args) as cur:
-            rows = list(await cur.fetchall())
+        rows = await fetch_all(self._r, sql, args)
         items = [_delivery(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
