@@ -206,7 +206,7 @@ async def watch(
 
 async def loop_queries(path: Path, repeat: int = 20) -> list[LoopQuery]:
     """Each loop's per-pass queries through ``SqliteStore`` on the backlog: the SQL it ran (caught on
-    its reading connection), that SQL's plan, and its time."""
+    its connections; the dispatcher claims on the writer), that SQL's plan, and its time."""
     store = SqliteStore(path)
     await store.open(apply_migrations=False)
     now = time.time()
@@ -215,12 +215,16 @@ async def loop_queries(path: Path, repeat: int = 20) -> list[LoopQuery]:
         "submitter: `due_submissions(limit=50)`": lambda: store.due_submissions(now, 50),
         "poller: `due_deadlines(limit=50)`": lambda: store.due_deadlines(now, 50),
         "poller: `due_polls(limit=16)`": lambda: store.due_polls(now, 16, frozenset()),
-        "dispatcher: `due_deliveries(limit=50)`": lambda: store.due_deliveries(now, 50, frozenset()),
+        "dispatcher: `deliveries_waiting()`": lambda: store.deliveries_waiting(now, ()),
+        "dispatcher: `claim_deliveries(limit=50)`": lambda: store.claim_deliveries(
+            now, 50, owner="footprint", lease=60.0, per_slot=4, busy={}
+        ),
     }
     statements: list[str] = []
     result = []
     try:
         await store._r.set_trace_callback(statements.append)
+        await store._w.set_trace_callback(statements.append)
         for name, call in calls.items():
             seconds = []
             for _ in range(repeat):
@@ -229,7 +233,13 @@ async def loop_queries(path: Path, repeat: int = 20) -> list[LoopQuery]:
                 await call()
                 seconds.append(time.perf_counter() - started)
             with sqlite3.connect(path) as db:
-                plan = [r[3] for sql in statements for r in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+                # One plan per statement; a statement run once per row (an executemany) shows once.
+                plans = dict.fromkeys(
+                    tuple(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+                    for sql in statements
+                    if not sql.startswith(("BEGIN", "COMMIT"))
+                )
+                plan = [line for each in plans for line in each]
             result.append(LoopQuery(name, plan, seconds))
     finally:
         await store.close()

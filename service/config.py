@@ -357,7 +357,8 @@ VARIABLES: tuple[Variable, ...] = (
         "webhook_timeout_seconds",
         _positive_float,
         "10",
-        "Timeout of one webhook delivery attempt.",
+        "Timeout of one webhook delivery attempt. A delivery is claimed for twice this plus 15 s: one "
+        "cut short by a crash is sent again once its claim lapses.",
     ),
     Variable(
         "RELAY_WEBHOOK_CONCURRENCY",

@@ -1435,7 +1435,8 @@ def _last_answer(d: Mapping[str, Any]) -> str:
 def get_delivery(delivery_id: str, as_json: bool) -> None:
     """Show a delivery and its attempts.
 
-    Each attempt with its time, answer, duration, error and an excerpt of the response.
+    Each attempt with its time, the URL it was sent to, its answer, duration, error and an excerpt
+    of the response.
 
     \b
     Example:
@@ -1463,12 +1464,13 @@ def get_delivery(delivery_id: str, as_json: bool) -> None:
     )
     click.echo()
     _echo("attempts")
-    table = _table("time (UTC)", "answer", "duration", "error", "response")
+    table = _table("time (UTC)", "sent to", "answer", "duration", "error", "response")
     for attempt in d.get("attempt_log") or []:
         code = attempt.get("status_code")
         _add_row(
             table,
             _when(attempt.get("at")),
+            _short(str(attempt.get("url") or "-"), 60),
             "-" if code is None else f"HTTP {code}",
             f"{attempt.get('duration_ms')} ms",
             _short(str(attempt.get("error") or "-"), 60),

@@ -5,20 +5,37 @@ every commit that wrote events), failed ones on ``RELAY_WEBHOOK_RETRY_SCHEDULE``
 later when the subscriber asked for it with Retry-After. Only a 2xx answer is success; redirects are
 not followed; 410 Gone disables the subscription (no attempt starts once it is read; those already
 sent to that subscription still arrive); a schedule spent leaves the delivery ``failed``
-(the dead letter, replayable). Concurrency is bounded overall and per subscription, so a slow or
-dead subscriber only ever holds its own slots.
+(the dead letter, replayable). Each attempt goes to the subscription's URL as it is when the attempt
+starts (a task's own ``webhook_url`` never changes), and the attempt log keeps where each one went.
 
-A relay killed mid-delivery finds the delivery still pending at the next start and sends it again:
-delivery is at least once, and ``webhook-id`` (the event's id) lets receivers deduplicate.
+What is sent is claimed in the database first (``Store.claim_deliveries``): a delivery is claimed by
+one dispatcher until its attempt is recorded, or until the claim lapses, twice
+``RELAY_WEBHOOK_TIMEOUT_SECONDS`` and ``CLAIM_MARGIN_SECONDS`` later. The claim is read and written in
+one transaction on the writer, so no read, however old its snapshot, can make a delivery look
+unclaimed while it is in flight (a pass reads the queue first only to skip a claim that would take
+nothing); recording an attempt checks that the claim is still the dispatcher's; and a dispatcher
+that claims again what it still holds only renews the claim. Outside a crash one delivery is one
+request. A pass claims ahead: as many again as may be sent to a subscription at once wait for its
+slots here, and start the moment one frees, with no claim in between.
+
+Concurrency is bounded overall (attempts until recorded) and per subscription (attempts waiting for
+the subscriber's answer), so a slow or dead subscriber only ever holds its own slots. Both bounds are
+this dispatcher's: a crashed one's claims hold its deliveries until they lapse, not the slots.
+
+A relay killed mid-delivery (or stopped past its shutdown grace) leaves the delivery pending and
+claimed; once the lease lapses it is claimed and sent again: delivery is at least once, and
+``webhook-id`` (the event's id) lets receivers deduplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +55,10 @@ log = structlog.get_logger(__name__)
 
 USER_AGENT = f"wiro-relay/{__version__} (webhooks)"
 EXCERPT_BYTES = 1024
+CLAIM_MARGIN_SECONDS = 15.0
+"""What an attempt is given on its claim beyond ``RELAY_WEBHOOK_TIMEOUT_SECONDS``: reading what it
+needs and recording it take milliseconds, but a busy disk can stall a commit for seconds. A claim
+lasts twice the timeout and this: once the timeout waiting here for a slot, then the attempt."""
 
 
 async def _head(response: httpx.Response) -> bytes:
@@ -71,14 +92,25 @@ class Dispatcher:
         self._task_secret = task_webhook_secret
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._inflight: set[str] = set()
-        self._per_sub: Counter[str] = Counter()
+        self.owner = f"dispatcher-{os.getpid()}-{secrets.token_hex(4)}"
+        """Who this dispatcher's claims say claimed a delivery."""
+        self.lease = 2 * settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS
+        self._claims: dict[str, float] = {}
+        """What this dispatcher holds, by delivery id: when its claim lapses. A pass that claims one
+        again (its claim lapsed while it waited or was being recorded) renews it, no more."""
+        self._next: dict[str, deque[Delivery]] = {}
+        """Claimed deliveries waiting for a slot, by slot (``Delivery.slot``)."""
+        self._on_the_wire: Counter[str] = Counter()
+        """Attempts waiting for their subscriber's answer, by slot."""
+        self._inflight = 0
+        """Attempts started and not yet recorded."""
         # Subscriptions an attempt has just disabled (410 Gone, or failing too long), until the store
         # has committed it: the attempt frees its slot before it is recorded, and the next delivery to
         # the same subscription must not read it as still enabled in that window.
         self._disabling: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = False
+        self._passing = False
         self.wake = asyncio.Event()
         self.last_pass_at: float | None = None
         self.observe: Callable[[str, float], None] = lambda outcome, seconds: None
@@ -96,7 +128,8 @@ class Dispatcher:
             await self.drain()
 
     async def drain(self, within: float | None = None) -> None:
-        """Wait for the attempts in flight (at most ``within`` seconds); unfinished ones stay pending."""
+        """Wait for the attempts in flight (at most ``within`` seconds); unfinished ones stay claimed
+        until their lease lapses, then are sent again."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
 
@@ -108,30 +141,70 @@ class Dispatcher:
     async def _pass(self) -> int:
         now = self._clock()
         self.last_pass_at = now
-        room = self._settings.webhook_concurrency - len(self._inflight)
+        room = self._settings.webhook_concurrency - self._inflight
         if room <= 0:
             self._waiting = True
             return 0
-        started = 0
-        due = await self._store.due_deliveries(now, room * 2, frozenset(self._inflight))
-        # More may be due than this pass read, or some wait for a slot: an attempt that ends (and
-        # frees one) wakes the loop then. Otherwise it does not: a pass per ended attempt would
-        # read the queue again for nothing.
-        self._waiting = len(due) >= room * 2
-        for delivery in due:
-            key = delivery.subscription_id or f"url:{delivery.url}"
-            if self._per_sub[key] >= self._settings.webhook_per_subscription or started >= room:
-                self._waiting = True
+        # Claimed ahead: up to as many again as may be sent to a subscription at once wait for its
+        # slots here, so that an answered attempt's successor starts at once, not after a claim.
+        per_slot = 2 * self._settings.webhook_per_subscription
+        busy = Counter(self._on_the_wire)
+        for slot, queue in self._next.items():
+            busy[slot] += len(queue)
+        self._passing = True
+        try:
+            # A read first: a pass with nothing it may take (nothing due, or only for its full
+            # slots), which is most of them under load, costs no write. The claim alone decides.
+            claimable, blocked = await self._store.deliveries_waiting(
+                now, [slot for slot, n in busy.items() if n >= per_slot]
+            )
+            if not claimable:
+                self._waiting = blocked
+                return 0
+            claimed, left = await self._store.claim_deliveries(
+                now, room, owner=self.owner, lease=self.lease, per_slot=per_slot, busy=busy
+            )
+        finally:
+            self._passing = False
+        # Some due ones were left (for a slot, or unread): an answer that frees a slot wakes the
+        # loop then. Otherwise it does not: a pass per answer would read the queue for nothing.
+        self._waiting = left
+        for delivery in claimed:
+            if delivery.id in self._claims:  # held here still, its claim lapsed: renewed
+                self._claims[delivery.id] = delivery.claimed_until or 0.0
                 continue
-            self._per_sub[key] += 1
-            self._inflight.add(delivery.id)
-            task = asyncio.create_task(self._deliver(delivery, key))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            started += 1
+            self._claims[delivery.id] = delivery.claimed_until or 0.0
+            self._next.setdefault(delivery.slot, deque()).append(delivery)
+        return self._start()
+
+    def _start(self) -> int:
+        """Start what waits for a slot, while slots and the overall limit allow."""
+        started = 0
+        for slot in list(self._next):
+            queue = self._next[slot]
+            while (
+                queue
+                and self._on_the_wire[slot] < self._settings.webhook_per_subscription
+                and self._inflight < self._settings.webhook_concurrency
+            ):
+                delivery = queue.popleft()
+                # Sent only with the whole attempt's time left on its claim; otherwise it is left
+                # to lapse, and the delivery is claimed again.
+                remaining = self._claims[delivery.id] - self._clock()
+                if remaining < self._settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS:
+                    del self._claims[delivery.id]
+                    continue
+                self._inflight += 1
+                self._on_the_wire[slot] += 1
+                task = asyncio.create_task(self._deliver(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started += 1
+            if not queue:
+                del self._next[slot]
         return started
 
-    async def _deliver(self, delivery: Delivery, key: str) -> None:
+    async def _deliver(self, delivery: Delivery) -> None:
         structlog.contextvars.bind_contextvars(task_id=delivery.task_id, delivery_id=delivery.id)
         released = False
 
@@ -139,11 +212,14 @@ class Dispatcher:
             nonlocal released
             if not released:
                 released = True
-                self._per_sub[key] -= 1
-                if self._per_sub[key] <= 0:
-                    del self._per_sub[key]
-                if self._waiting:
-                    self.wake.set()  # a slot is free: what waits for it may go now
+                self._on_the_wire[delivery.slot] -= 1
+                if self._on_the_wire[delivery.slot] <= 0:
+                    del self._on_the_wire[delivery.slot]
+                self._start()
+                # What waits for a slot may go now. A pass under way may have counted this one as
+                # still busy, and says that some wait only after: that pass is followed by another.
+                if self._waiting or self._passing:
+                    self.wake.set()
 
         disabling = None
         try:
@@ -152,9 +228,11 @@ class Dispatcher:
                 disabling = delivery.subscription_id
                 self._disabling.add(disabling)
             # The subscriber is done with: its slot frees now, while the attempt is recorded (the
-            # delivery itself stays in flight, so nothing sends it again before that).
+            # delivery itself stays claimed, so nothing sends it again before that).
             release()
-            await self._store.record_attempt(delivery.id, result)
+            if not await self._store.record_attempt(delivery, result):
+                log.warning("webhook_claim_lost", status_code=result.status_code)
+                return
             outcome = (
                 "succeeded" if result.succeeded else "failed" if result.next_attempt_at is None else "retry"
             )
@@ -166,8 +244,12 @@ class Dispatcher:
         finally:
             if disabling:
                 self._disabling.discard(disabling)
-            self._inflight.discard(delivery.id)
+            self._claims.pop(delivery.id, None)
+            self._inflight -= 1
             release()
+            self._start()
+            if self._waiting or self._passing:
+                self.wake.set()  # room under the overall limit, as above
 
     def _secrets(self, delivery: Delivery, sub: Subscription | None) -> tuple[list[str] | None, float | None]:
         """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""
@@ -181,15 +263,17 @@ class Dispatcher:
         at = self._clock()
         started = time.perf_counter()
         event, sub = await self._store.attempt_context(delivery.event_seq, delivery.subscription_id)
-        secrets, failing_since = self._secrets(delivery, sub)
-        if event is None or secrets is None:
+        signing_secrets, failing_since = self._secrets(delivery, sub)
+        if event is None or signing_secrets is None:
             reason = "event gone" if event is None else "subscription deleted or disabled"
             return AttemptResult(at, 0.0, None, reason, None, succeeded=False, next_attempt_at=None)
+        # Where the subscription points now: a URL fixed since the delivery was made is used at once.
+        url = sub.url if sub is not None else delivery.url
         event_id, event_type, created_at, data = event
         body = json.dumps(
             {"type": event_type, "timestamp": rfc3339(created_at), "data": data}, separators=(",", ":")
         ).encode()
-        headers = signing.headers(secrets, event_id, body, now=self._clock())
+        headers = signing.headers(signing_secrets, event_id, body, now=self._clock())
         headers["user-agent"] = USER_AGENT
         headers["accept-encoding"] = "identity"  # the excerpt is read raw: nothing to inflate
         status: int | None = None
@@ -205,7 +289,7 @@ class Dispatcher:
                 asyncio.timeout(timeout),
                 self._http.stream(
                     "POST",
-                    delivery.url,
+                    url,
                     content=body,
                     headers=headers,
                     follow_redirects=False,
@@ -227,7 +311,7 @@ class Dispatcher:
             error = f"HTTP {status}"
         duration_ms = (time.perf_counter() - started) * 1000
         return self._judge(
-            delivery, at=at, duration_ms=duration_ms, status=status, error=error, excerpt=excerpt,
+            delivery, url=url, at=at, duration_ms=duration_ms, status=status, error=error, excerpt=excerpt,
             retry_after=retry_after, failing_since=failing_since,
         )  # fmt: skip
 
@@ -235,6 +319,7 @@ class Dispatcher:
         self,
         delivery: Delivery,
         *,
+        url: str,
         at: float,
         duration_ms: float,
         status: int | None,
@@ -245,6 +330,7 @@ class Dispatcher:
     ) -> AttemptResult:
         s = self._settings
         common: dict[str, Any] = {
+            "url": url,
             "at": at,
             "duration_ms": duration_ms,
             "status_code": status,

@@ -123,6 +123,7 @@ class Recovered(_Open):
 
 class Attempt(_Open):
     at: Time
+    url: str | None = Field(description="Where this attempt was sent; null when nothing was sent.")
     status_code: int | None
     duration_ms: float
     error: str | None
@@ -136,13 +137,14 @@ class Delivery(_Open):
     event_type: str
     task_id: str
     subscription_id: str | None
-    url: str
+    url: str = Field(description="Where the next attempt goes: the subscription's URL as it is now.")
     status: Literal["pending", "succeeded", "failed"]
     attempts: int
     max_attempts: int
     next_attempt_at: Time
     last_status_code: int | None
     last_error: str | None
+    last_url: str | None = Field(description="Where the last attempt was sent.")
     created_at: Time
     updated_at: Time
     completed_at: Time

@@ -39,6 +39,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         "next_attempt_at": rfc3339(d.next_attempt_at),
         "last_status_code": d.last_status,
         "last_error": d.last_error,
+        "last_url": d.last_url,
         "created_at": rfc3339(d.created_at),
         "updated_at": rfc3339(d.updated_at),
         "completed_at": rfc3339(d.completed_at),
@@ -88,6 +89,7 @@ async def get_delivery(request: Request) -> JSONResponse:
     view["attempt_log"] = [
         {
             "at": rfc3339(a["at"]),
+            "url": a["url"],
             "status_code": a["status_code"],
             "duration_ms": round(a["duration_ms"], 2),
             "error": a["error"],

@@ -7,7 +7,7 @@ that changes a task's state writes the state, its timeline entry and its event i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -174,6 +174,7 @@ class Delivery:
     task_id: str
     subscription_id: str | None
     url: str
+    """Where its next attempt goes: the subscription's URL as it is now, or the task's webhook_url."""
     status: str
     attempts: int
     max_attempts: int
@@ -183,6 +184,17 @@ class Delivery:
     created_at: float
     updated_at: float
     completed_at: float | None
+    last_url: str | None = None
+    """Where its last attempt went."""
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+    """The claim it was read with (``claim_deliveries``); ``record_attempt`` moves the delivery on only
+    while ``claimed_by`` still holds it."""
+
+    @property
+    def slot(self) -> str:
+        """What concurrency is counted by: the subscription, or a task's own webhook URL."""
+        return self.subscription_id or f"url:{self.url}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +221,8 @@ class AttemptResult:
     """When to try again; None when the delivery is finished (succeeded, or failed for good)."""
     disable_subscription: str | None = None
     """A reason to disable the subscription (410 Gone, or failing for too long)."""
+    url: str | None = None
+    """Where the request went; None when none was sent (the event or the subscription was gone)."""
 
 
 class Store(Protocol):
@@ -328,7 +342,23 @@ class Store(Protocol):
         self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float
     ) -> bool: ...
     async def delete_subscription(self, sub_id: str) -> bool: ...
-    async def due_deliveries(self, now: float, limit: int, exclude: frozenset[str]) -> list[Delivery]: ...
+    async def claim_deliveries(
+        self,
+        now: float,
+        limit: int,
+        *,
+        owner: str,
+        lease: float,
+        per_slot: int,
+        busy: Mapping[str, int],
+    ) -> tuple[list[Delivery], bool]:
+        """Claim up to ``limit`` due deliveries for ``owner`` until ``now + lease``, oldest first. A
+        delivery is claimable when it is pending, due, and not claimed or its claim has lapsed (one
+        the owner claimed before is claimed again: its lease renewed). The owner holds no more than
+        ``per_slot`` per slot (``Delivery.slot``), counting ``busy``, those it holds already. Also
+        says whether due deliveries were left: waiting for a slot, or beyond what was read."""
+        ...
+
     async def next_delivery_at(self) -> float | None: ...
     async def attempt_context(
         self, seq: int, subscription_id: str | None
@@ -336,7 +366,18 @@ class Store(Protocol):
         """What an attempt needs, read together: (event id, type, created_at, data) and the subscription."""
         ...
 
-    async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None: ...
+    async def deliveries_waiting(self, now: float, full: Collection[str]) -> tuple[bool, bool]:
+        """Whether deliveries are claimable now (due, pending, not claimed): some in slots other than
+        ``full``, and some in ``full``. A cheap read, so that a dispatcher whose slots are all taken
+        does not claim in a write for nothing; ``claim_deliveries`` decides."""
+        ...
+
+    async def record_attempt(self, delivery: Delivery, result: AttemptResult) -> bool:
+        """Keep the attempt in the log and, if ``delivery.claimed_by`` still holds the delivery, move
+        it on and end the claim. False when it does not (its claim lapsed and another owner took it,
+        or the delivery was deleted): the attempt is only logged, the delivery left to its claimer."""
+        ...
+
     async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None: ...
     async def list_deliveries(self, query: DeliveryQuery) -> Page[Delivery]: ...
     async def retry_delivery(self, delivery_id: str, at: float) -> bool: ...

@@ -163,22 +163,22 @@ class SqliteStore(WebhookQueries, SqliteBase):
         return await self._write(work)
 
     async def find_idempotent(self, key: str) -> tuple[Task, str] | None:
-        async with self._r.execute(
-            f"SELECT {_TASK_COLUMNS}, request_hash FROM tasks WHERE idempotency_key = ?", (key,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(
+            self._r, f"SELECT {_TASK_COLUMNS}, request_hash FROM tasks WHERE idempotency_key = ?", (key,)
+        )
         return (_task(row), row["request_hash"] or "") if row else None
 
     async def get_task(self, task_id: str, *, timeline: bool = False) -> Task | None:
         row = await fetch_one(self._r, _LOAD_TASK, (task_id,))
         task = _task(row) if row else None
         if task is not None and timeline:
-            async with self._r.execute(
+            rows = await fetch_all(
+                self._r,
                 "SELECT at, source, wiro_status, relay_status, note FROM task_timeline "
                 "WHERE task_id = ? ORDER BY id",
                 (task_id,),
-            ) as cur:
-                task.timeline = [dict(row) async for row in cur]
+            )
+            task.timeline = [dict(r) for r in rows]
         return task
 
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
@@ -216,8 +216,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
         args.append(query.limit + 1)
-        async with self._r.execute(sql, args) as cur:
-            rows = list(await cur.fetchall())
+        rows = await fetch_all(self._r, sql, args)
         items = [_task(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
@@ -232,10 +231,11 @@ class SqliteStore(WebhookQueries, SqliteBase):
             window.append("created_at < ?")
             args.append(until)
         clause = (" WHERE " + " AND ".join(window)) if window else ""
-        async with self._r.execute(
-            f"SELECT status, COUNT(*) AS n, cost_usd FROM tasks{clause} GROUP BY status, cost_usd", args
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(
+            self._r,
+            f"SELECT status, COUNT(*) AS n, cost_usd FROM tasks{clause} GROUP BY status, cost_usd",
+            args,
+        )
         counts = dict.fromkeys((s.value for s in TaskStatus), 0)
         cost = Decimal(0)
         for row in rows:
@@ -246,18 +246,15 @@ class SqliteStore(WebhookQueries, SqliteBase):
 
     async def gauges(self) -> Gauges:
         # Each query is answered from an index (status; the partial due-indexes), not the table.
-        async with self._r.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status") as cur:
-            counts = dict.fromkeys((s.value for s in TaskStatus), 0) | {
-                r[0]: r[1] for r in await cur.fetchall()
-            }
-        async with self._r.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM tasks WHERE status = 'queued'"
-        ) as cur:
-            queued = await cur.fetchone()
-        async with self._r.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'"
-        ) as cur:
-            pending = await cur.fetchone()
+        counts = dict.fromkeys((s.value for s in TaskStatus), 0) | {
+            r[0]: r[1] for r in await fetch_all(self._r, "SELECT status, COUNT(*) FROM tasks GROUP BY status")
+        }
+        queued = await fetch_one(
+            self._r, "SELECT COUNT(*), MIN(created_at) FROM tasks WHERE status = 'queued'"
+        )
+        pending = await fetch_one(
+            self._r, "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE status = 'pending'"
+        )
         runs = await fetch_one(
             self._r,
             "SELECT COUNT(*), COUNT(run_unresolved_at) FROM tasks INDEXED BY tasks_run_in_flight "
@@ -278,11 +275,11 @@ class SqliteStore(WebhookQueries, SqliteBase):
     async def in_flight_count(self) -> int:
         # Two counts, each answered from an index alone (tasks_by_status_created and
         # tasks_run_in_flight): a long queue of tasks waiting for room costs nothing here.
-        async with self._r.execute(
+        row = await fetch_one(
+            self._r,
             f"SELECT (SELECT COUNT(*) FROM tasks WHERE status IN {_AT_WIRO}) + "
-            "(SELECT COUNT(*) FROM tasks WHERE status = 'queued' AND run_started_at IS NOT NULL)"
-        ) as cur:
-            row = await cur.fetchone()
+            "(SELECT COUNT(*) FROM tasks WHERE status = 'queued' AND run_started_at IS NOT NULL)",
+        )
         return int(row[0]) if row else 0
 
     async def due_submissions(self, now: float, limit: int, *, marked_only: bool = False) -> list[SubmitJob]:
@@ -716,12 +713,12 @@ class SqliteStore(WebhookQueries, SqliteBase):
             where.append("task_id = ?")
             args.append(task_id)
         args.append(limit)
-        async with self._r.execute(
+        rows = await fetch_all(
+            self._r,
             "SELECT seq, id, type, task_id, created_at, data_json FROM events "
             f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
             args,
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [
             Event(r["seq"], r["id"], r["type"], r["task_id"], r["created_at"], json.loads(r["data_json"]))
             for r in rows

@@ -17,6 +17,12 @@ Awaiting each statement instead costs a round trip per statement, and each waits
 loop's next turn while the write lock is held: under load a transaction of eight statements held the
 lock for eight turns, and the one writer became the relay's ceiling (measured with
 ``bench.end_to_end``: the lock was held all of the time at 200 tasks per second).
+
+Every read on the shared reader is read whole on its thread (``fetch_all``, ``fetch_one``), never
+through a cursor awaited row by row. A statement left open keeps the connection's read transaction,
+and under WAL every later read on that connection, whoever makes it, sees the database as it was
+when that statement began: reads queued between a cursor's round trips (the dispatcher's, an API
+handler's) missed commits made since, and a delivery already recorded read as still pending.
 """
 
 from __future__ import annotations
@@ -276,8 +282,7 @@ class SqliteBase:
         return await self._write(work)
 
     async def integrity_check(self) -> str:
-        async with self._r.execute("PRAGMA integrity_check") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self._r, "PRAGMA integrity_check")
         return str(row[0]) if row else "no answer"
 
     def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:

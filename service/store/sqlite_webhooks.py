@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from service.models import Task, new_id
@@ -21,9 +23,21 @@ _SUB_COLUMNS = (
     "previous_secret, previous_expires_at, failing_since, created_at, updated_at"
 )
 _DELIVERY_COLUMNS = (
-    "d.id, d.event_seq, e.id AS event_id, d.event_type, d.task_id, d.subscription_id, d.url, d.status, "
-    "d.attempts, d.max_attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, "
-    "d.updated_at, d.completed_at"
+    "d.id, d.event_seq, e.id AS event_id, d.event_type, d.task_id, d.subscription_id, "
+    "COALESCE(s.url, d.url) AS url, d.status, d.attempts, d.max_attempts, d.next_attempt_at, "
+    "d.last_status, d.last_error, d.created_at, d.updated_at, d.completed_at, d.last_url, d.claimed_by, "
+    "d.claimed_until"
+)
+# A delivery to a subscription goes where the subscription points now, not where it pointed when the
+# delivery was made: its URL is read through the join (deliveries.url keeps the one it was made with).
+_DELIVERY_FROM = (
+    "deliveries d JOIN events e ON e.seq = d.event_seq LEFT JOIN subscriptions s ON s.id = d.subscription_id"
+)
+# What concurrency is counted by (``Delivery.slot``): the subscription, or a task's own webhook URL.
+_SLOT = "COALESCE(d.subscription_id, 'url:' || d.url)"
+# Due, pending, and not claimed or its claim lapsed (parameters: now, now).
+_CLAIMABLE = (
+    "d.status = 'pending' AND d.next_attempt_at <= ? AND (d.claimed_until IS NULL OR d.claimed_until <= ?)"
 )
 
 
@@ -103,10 +117,8 @@ class WebhookQueries(SqliteBase):
         return _subscription(row) if row else None
 
     async def list_subscriptions(self) -> list[Subscription]:
-        async with self._r.execute(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id"
-        ) as cur:
-            return [_subscription(r) for r in await cur.fetchall()]
+        rows = await fetch_all(self._r, f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id")
+        return [_subscription(r) for r in rows]
 
     async def update_subscription(
         self, sub_id: str, changes: dict[str, Any], at: float
@@ -157,21 +169,65 @@ class WebhookQueries(SqliteBase):
 
     # -- the dispatcher ------------------------------------------------------------------------
 
-    async def due_deliveries(self, now: float, limit: int, exclude: frozenset[str]) -> list[Delivery]:
-        rows = await fetch_all(
-            self._r,
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
-            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.event_seq "
-            "LIMIT ?",
-            (now, limit + len(exclude)),
-        )
-        return [d for d in (_delivery(r) for r in rows) if d.id not in exclude][:limit]
+    async def claim_deliveries(
+        self,
+        now: float,
+        limit: int,
+        *,
+        owner: str,
+        lease: float,
+        per_slot: int,
+        busy: Mapping[str, int],
+    ) -> tuple[list[Delivery], bool]:
+        # Read and claimed in one write transaction: what is claimed is what the database holds now,
+        # whatever any reader's snapshot says, and no other claim can come in between.
+        def work(db: sqlite3.Connection) -> tuple[list[Delivery], bool]:
+            held = Counter(busy)
+            full = [slot for slot, n in held.items() if n >= per_slot]
+            slots = ", ".join("?" for _ in full)
+            scan = limit * 2
+            rows = db.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE {_CLAIMABLE} "
+                f"AND {_SLOT} NOT IN ({slots}) ORDER BY d.next_attempt_at, d.event_seq LIMIT ?",
+                (now, now, *full, scan),
+            ).fetchall()
+            # Left: more than was read, or some due for a subscription whose slots are all taken.
+            left = len(rows) == scan
+            if full and not left:
+                waiting = (
+                    f"SELECT EXISTS (SELECT 1 FROM deliveries d WHERE {_CLAIMABLE} AND {_SLOT} IN ({slots}))"
+                )
+                left = bool(db.execute(waiting, (now, now, *full)).fetchone()[0])
+            claimed: list[Delivery] = []
+            for delivery in (_delivery(row) for row in rows):
+                if len(claimed) == limit or held[delivery.slot] >= per_slot:
+                    left = True
+                    continue
+                held[delivery.slot] += 1
+                claimed.append(replace(delivery, claimed_by=owner, claimed_until=now + lease))
+            db.executemany(
+                "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(d.claimed_by, d.claimed_until, d.id) for d in claimed],
+            )
+            return claimed, left
+
+        return await self._write(work)
+
+    async def deliveries_waiting(self, now: float, full: Collection[str]) -> tuple[bool, bool]:
+        claimable = f"SELECT 1 FROM deliveries d WHERE {_CLAIMABLE} AND {_SLOT}"
+        slots = ", ".join("?" for _ in full)
+        args: list[Any] = [now, now, *full]
+        sql = f"SELECT EXISTS ({claimable} NOT IN ({slots})), "
+        if full:  # (an empty IN () is planned as a scan of the table)
+            sql += f"EXISTS ({claimable} IN ({slots}))"
+            args += args
+        else:
+            sql += "0"
+        row = await fetch_one(self._r, sql, args)
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     async def next_delivery_at(self) -> float | None:
-        async with self._r.execute(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self._r, "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
         return row[0] if row else None
 
     async def attempt_context(
@@ -195,8 +251,9 @@ class WebhookQueries(SqliteBase):
         )
         return event, _subscription(row) if row["id"] is not None else None
 
-    async def record_attempt(self, delivery_id: str, result: AttemptResult) -> None:
-        """Keep the attempt, move the delivery on, and track its subscription's failure streak."""
+    async def record_attempt(self, delivery: Delivery, result: AttemptResult) -> bool:
+        """Keep the attempt; if the claim still holds, end it, move the delivery on, and track its
+        subscription's failure streak."""
         if result.succeeded:
             status = "succeeded"
         elif result.next_attempt_at is None:
@@ -204,39 +261,44 @@ class WebhookQueries(SqliteBase):
         else:
             status = "pending"
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> bool:
+            # Kept even when the claim was lost: the request was sent, and the log says so.
             db.execute(
                 "INSERT INTO delivery_attempts "
-                "(delivery_id, at, status_code, duration_ms, error, response_excerpt) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "(delivery_id, at, url, status_code, duration_ms, error, response_excerpt) "
+                "SELECT id, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?",
                 (
-                    delivery_id,
                     result.at,
+                    result.url,
                     result.status_code,
                     result.duration_ms,
                     result.error,
                     result.excerpt,
+                    delivery.id,
                 ),
             )
-            db.execute(
+            moved = db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
-                "last_status = ?, last_error = ?, updated_at = ?, "
-                "completed_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END WHERE id = ?",
+                "last_status = ?, last_error = ?, last_url = COALESCE(?, last_url), updated_at = ?, "
+                "completed_at = CASE WHEN ? = 'pending' THEN NULL ELSE ? END, "
+                "claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = ? AND claimed_by = ?",
                 (
                     status,
                     result.next_attempt_at,
                     result.status_code,
                     result.error,
+                    result.url,
                     result.at,
                     status,
                     result.at,
-                    delivery_id,
+                    delivery.id,
+                    delivery.claimed_by,
                 ),
-            )
-            row = db.execute("SELECT subscription_id FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            sub_id = row[0] if row else None
-            if sub_id is None:
-                return
+            ).rowcount
+            sub_id = delivery.subscription_id
+            if not moved or sub_id is None:
+                return moved > 0
             if result.succeeded:
                 db.execute("UPDATE subscriptions SET failing_since = NULL WHERE id = ?", (sub_id,))
             else:
@@ -256,26 +318,27 @@ class WebhookQueries(SqliteBase):
                     "WHERE subscription_id = ? AND status = 'pending'",
                     (result.at, sub_id),
                 )
+            return True
 
-        await self._write(work)
+        return await self._write(work)
 
     # -- the delivery log ----------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None:
-        async with self._r.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq "
-            "WHERE d.id = ?",
+        row = await fetch_one(
+            self._r,
+            f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.id = ?",
             (delivery_id,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is None:
             return None
-        async with self._r.execute(
-            "SELECT at, status_code, duration_ms, error, response_excerpt FROM delivery_attempts "
+        rows = await fetch_all(
+            self._r,
+            "SELECT at, url, status_code, duration_ms, error, response_excerpt FROM delivery_attempts "
             "WHERE delivery_id = ? ORDER BY id",
             (delivery_id,),
-        ) as cur:
-            attempts = [dict(r) for r in await cur.fetchall()]
+        )
+        attempts = [dict(r) for r in rows]
         return _delivery(row), attempts
 
     async def list_deliveries(self, query: DeliveryQuery) -> Page[Delivery]:
@@ -295,13 +358,12 @@ class WebhookQueries(SqliteBase):
         if query.after is not None:
             where.append("(d.created_at < ? OR (d.created_at = ? AND d.id < ?))")
             args.extend((query.after[0], query.after[0], query.after[1]))
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
         args.append(query.limit + 1)
-        async with self._r.execute(sql, args) as cur:
-            rows = list(await cur.fetchall())
+        rows = await fetch_all(self._r, sql, args)
         items = [_delivery(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)

@@ -25,7 +25,7 @@ CREATE TABLE deliveries (
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL,
     completed_at    REAL
-) STRICT;
+, claimed_by TEXT, claimed_until REAL, last_url TEXT) STRICT;
 
 -- table delivery_attempts
 CREATE TABLE delivery_attempts (
@@ -36,7 +36,7 @@ CREATE TABLE delivery_attempts (
     duration_ms      REAL NOT NULL,
     error            TEXT,
     response_excerpt TEXT
-) STRICT;
+, url TEXT) STRICT;
 
 -- table events
 CREATE TABLE events (

@@ -46,6 +46,7 @@ async def test_sigkill_while_delivering_loses_no_event(tmp_path: Path) -> None:
             RELAY_LOOP_INTERVAL_SECONDS="0.05",
             RELAY_WEBHOOK_ALLOW_CIDRS="127.0.0.0/8",
             RELAY_WEBHOOK_RETRY_SCHEDULE="0,0.2,0.4,0.8,1,1,1,1",
+            RELAY_WEBHOOK_TIMEOUT_SECONDS="2",  # what a kill cut short is claimed again 19 s later
             RELAY_LOG_FORMAT="json",
         )
         log = tmp_path / "relay.log"
