@@ -359,7 +359,6 @@ class Store(Protocol):
         says whether due deliveries were left: waiting for a slot, or beyond what was read."""
         ...
 
-    async def next_delivery_at(self) -> float | None: ...
     async def attempt_context(
         self, seq: int, subscription_id: str | None
     ) -> tuple[tuple[str, str, float, dict[str, Any]] | None, Subscription | None]:

@@ -226,10 +226,6 @@ class WebhookQueries(SqliteBase):
         row = await fetch_one(self._r, sql, args)
         return (bool(row[0]), bool(row[1])) if row else (False, False)
 
-    async def next_delivery_at(self) -> float | None:
-        row = await fetch_one(self._r, "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
-        return row[0] if row else None
-
     async def attempt_context(
         self, seq: int, subscription_id: str | None
     ) -> tuple[tuple[str, str, float, dict[str, Any]] | None, Subscription | None]:
