@@ -44,7 +44,8 @@ import structlog
 
 from service import __version__
 from service.config import Settings
-from service.schedule import nap
+from service.loop import Loop
+from service.notify import Notifier, Topic
 from service.store.base import AttemptResult, Delivery, Store, Subscription
 from service.views import rfc3339
 from service.webhooks import signing
@@ -73,8 +74,11 @@ async def _head(response: httpx.Response) -> bytes:
     return head[:EXCERPT_BYTES]
 
 
-class Dispatcher:
-    """One loop; ``run_once()`` sends what is due and waits for it, ``run(stop)`` loops."""
+class Dispatcher(Loop):
+    """Sends deliveries (``run_once()`` sends what is due and waits for it, see ``service.loop``)."""
+
+    name = "dispatcher"
+    topic = Topic.DELIVER
 
     def __init__(
         self,
@@ -83,14 +87,15 @@ class Dispatcher:
         settings: Settings,
         *,
         task_webhook_secret: str,
+        notifier: Notifier,
         clock: Callable[[], float],
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(notifier, settings.loop_interval_seconds, clock)
         self._store = store
         self._http = http
         self._settings = settings
         self._task_secret = task_webhook_secret
-        self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.owner = f"dispatcher-{os.getpid()}-{secrets.token_hex(4)}"
         """Who this dispatcher's claims say claimed a delivery."""
@@ -108,39 +113,17 @@ class Dispatcher:
         # has committed it: the attempt frees its slot before it is recorded, and the next delivery to
         # the same subscription must not read it as still enabled in that window.
         self._disabling: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = False
         self._passing = False
-        self.wake = asyncio.Event()
-        self.last_pass_at: float | None = None
         self.observe: Callable[[str, float], None] = lambda outcome, seconds: None
-
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                self.wake.clear()
-                try:
-                    await self._pass()
-                except Exception:
-                    log.exception("dispatcher_pass_failed")
-                await nap(self.wake, stop, self._settings.loop_interval_seconds)
-        finally:
-            await self.drain()
 
     async def drain(self, within: float | None = None) -> None:
         """Wait for the attempts in flight (at most ``within`` seconds); unfinished ones stay claimed
         until their lease lapses, then are sent again."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=within)
-
-    async def run_once(self) -> int:
-        started = await self._pass()
-        await self.drain()
-        return started
+        await super().drain(within)
 
     async def _pass(self) -> int:
         now = self._clock()
-        self.last_pass_at = now
         room = self._settings.webhook_concurrency - self._inflight
         if room <= 0:
             self._waiting = True
@@ -196,9 +179,7 @@ class Dispatcher:
                     continue
                 self._inflight += 1
                 self._on_the_wire[slot] += 1
-                task = asyncio.create_task(self._deliver(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.spawn(self._deliver(delivery))
                 started += 1
             if not queue:
                 del self._next[slot]
@@ -219,7 +200,7 @@ class Dispatcher:
                 # What waits for a slot may go now. A pass under way may have counted this one as
                 # still busy, and says that some wait only after: that pass is followed by another.
                 if self._waiting or self._passing:
-                    self.wake.set()
+                    self.nudge()
 
         disabling = None
         try:
@@ -249,7 +230,7 @@ class Dispatcher:
             release()
             self._start()
             if self._waiting or self._passing:
-                self.wake.set()  # room under the overall limit, as above
+                self.nudge()  # room under the overall limit, as above
 
     def _secrets(self, delivery: Delivery, sub: Subscription | None) -> tuple[list[str] | None, float | None]:
         """The secrets to sign with (None: nobody to send to any more) and the failure streak's start."""

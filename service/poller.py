@@ -18,14 +18,16 @@ take the looks' slots, and a task being expired is neither expired again nor loo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 
 import structlog
 
 from service.config import Settings
 from service.deadlines import timeout_error
+from service.loop import Loop
 from service.models import ACTIVE_AT_WIRO, Observation, Source, Task, TaskStatus, observe
-from service.schedule import backoff, nap
+from service.notify import Notifier, Topic
+from service.schedule import backoff
 from service.store.base import PollJob, Store
 from service.wiro.client import WiroClient
 from service.wiro.errors import WiroError, WiroNotFound
@@ -43,56 +45,38 @@ def kill_concurrency(settings: Settings) -> int:
     return max(1, settings.poll_concurrency // 2)
 
 
-class Poller:
-    """One loop; ``run_once()`` does one pass and waits for its looks, ``run(stop)`` loops."""
+class Poller(Loop):
+    """Looks at tasks at Wiro (``run_once()`` is one pass and its looks, see ``service.loop``)."""
+
+    name = "poller"
+    topic = Topic.LOOK
 
     def __init__(
-        self, store: Store, wiro: WiroClient, settings: Settings, *, clock: Callable[[], float]
+        self,
+        store: Store,
+        wiro: WiroClient,
+        settings: Settings,
+        *,
+        notifier: Notifier,
+        clock: Callable[[], float],
     ) -> None:
+        super().__init__(notifier, settings.loop_interval_seconds, clock)
         self._store = store
         self._wiro = wiro
         self._settings = settings
-        self._clock = clock
         self._limit = asyncio.Semaphore(max(1, settings.poll_concurrency))
         self._kill_limit = asyncio.Semaphore(kill_concurrency(settings))
         self._inflight: set[str] = set()
         self._expiring: set[str] = set()
         """Tasks an expiry is running for; ``_killing`` are those it stops at Wiro."""
         self._killing: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._backlog = False
         self._deadlines_at = float("-inf")
-        self.wake = asyncio.Event()
-        self.last_pass_at: float | None = None
         self.on_look: Callable[[str, str], None] = lambda source, outcome: None
         """Told of every Task/Detail look: its source (callback, poll) and outcome (ok, error)."""
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            while not stop.is_set():
-                # Cleared before the pass: a callback that arrives while it runs wakes the next one.
-                self.wake.clear()
-                try:
-                    await self._pass()
-                except Exception:
-                    log.exception("poller_pass_failed")
-                await nap(self.wake, stop, self._settings.loop_interval_seconds)
-        finally:
-            await self.drain()
-
-    async def drain(self) -> None:
-        """Wait for the looks and the expiries in flight."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def run_once(self) -> int:
-        started = await self._pass()
-        await self.drain()
-        return started
-
     async def _pass(self) -> int:
         now = self._clock()
-        self.last_pass_at = now
         # Deadlines are hours long: one look per loop interval is enough, however often callbacks
         # wake the loop.
         if now - self._deadlines_at >= self._settings.loop_interval_seconds:
@@ -107,13 +91,8 @@ class Poller:
         self._backlog = len(jobs) >= room  # more may be due: a look that ends makes room for them
         for job in jobs:
             self._inflight.add(job.task_id)
-            self._spawn(self._look(job))
+            self.spawn(self._look(job))
         return len(jobs)
-
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _start_expiries(self, now: float) -> None:
         """Start an expiry for each task past its deadline that is not already being handled.
@@ -130,7 +109,7 @@ class Poller:
                 kill_room -= 1
                 self._killing.add(task.id)
             self._expiring.add(task.id)
-            self._spawn(self._expire(task))
+            self.spawn(self._expire(task))
 
     def _next_poll(self, attempts: int) -> float:
         s = self._settings
@@ -146,7 +125,7 @@ class Poller:
         finally:
             self._inflight.discard(job.task_id)
             if self._backlog:
-                self.wake.set()
+                self.nudge()
 
     async def _look_now(self, job: PollJob) -> None:
         source = Source.CALLBACK if job.after_callback else Source.POLL

@@ -18,10 +18,10 @@ from service.config import Settings
 from service.deadlines import limits_for
 from service.dispatcher import Dispatcher
 from service.metrics import Metrics
-from service.models import TERMINAL, Task, TaskStatus, new_id
+from service.models import Task, TaskStatus, new_id
+from service.notify import Notifier, Topic
 from service.poller import Poller
 from service.schemas import TaskCreate
-from service.signal import EventSignal
 from service.store.base import NewTask, Store
 from service.submitter import Submitter
 from service.tokens import CallbackTokens
@@ -29,7 +29,6 @@ from service.wiro.client import WiroClient
 from service.wiro.errors import WiroError
 
 log = structlog.get_logger(__name__)
-_TERMINAL_EVENTS = frozenset(s.event_type for s in TERMINAL)
 
 
 class CancelRefused(Exception):
@@ -68,39 +67,33 @@ class Relay:
     submitter: Submitter = field(init=False)
     poller: Poller = field(init=False)
     dispatcher: Dispatcher | None = field(init=False)
-    signal: EventSignal = field(init=False)
     stopping: asyncio.Event = field(init=False)
     """Set when the service begins to shut down: long-lived responses (event streams) end."""
 
     def __post_init__(self) -> None:
-        self.poller = Poller(self.store, self.wiro, self.settings, clock=self.clock)
-        # A task that reaches Wiro with a cancel pending is looked at (and stopped) at once.
+        # The loops wait on the store's notifier: what a commit makes due wakes the loop it is for.
+        notifier = self.notifier
+        self.poller = Poller(self.store, self.wiro, self.settings, notifier=notifier, clock=self.clock)
         self.submitter = Submitter(
-            self.store, self.wiro, self.settings, self.tokens, clock=self.clock,
-            look_now=self.poller.wake.set,
-        )  # fmt: skip
+            self.store, self.wiro, self.settings, self.tokens, notifier=notifier, clock=self.clock
+        )
         self.poller.on_look = self.metrics.observe_look
-        self.signal = EventSignal()
         self.stopping = asyncio.Event()
         self.dispatcher = None
         if self.webhook_http is not None:
             self.dispatcher = Dispatcher(
                 self.store, self.webhook_http, self.settings,
-                task_webhook_secret=self.task_webhook_secret, clock=self.clock,
+                task_webhook_secret=self.task_webhook_secret, notifier=notifier, clock=self.clock,
             )  # fmt: skip
             self.dispatcher.observe = self.metrics.observe_delivery
-        self.store.on_commit(self._events_committed)
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.store.notifier
 
     def stop(self) -> None:
         self.stopping.set()
-        self.signal.notify()
-
-    def _events_committed(self, types: frozenset[str]) -> None:
-        self.signal.notify()
-        if self.dispatcher is not None:
-            self.dispatcher.wake.set()
-        if not types.isdisjoint(_TERMINAL_EVENTS):
-            self.submitter.wake.set()  # a slot (the relay's cap, or Wiro's) may be free
+        self.notifier.notify(frozenset({Topic.EVENTS}))  # event streams see ``stopping`` and end
 
     async def run_loops(self, stop: asyncio.Event) -> None:
         loops = [self.submitter.run(stop), self.poller.run(stop)]
@@ -143,11 +136,7 @@ class Relay:
         task, created = await self.store.create_task(new)
         if created:
             log.info("task_accepted", task_id=task.id)
-            self.submitter.wake.set()
         return task, created
-
-    def note_callback(self) -> None:
-        self.poller.wake.set()
 
     async def cancel(self, task: Task) -> Task:
         """Cancel a task wherever it is. Idempotent; ``CancelRefused`` if it finished otherwise."""
@@ -170,7 +159,6 @@ class Relay:
         except WiroError as exc:
             log.info("cancel_deferred", task_id=task.id, error=type(exc).__name__, message=exc.message)
             await self.store.request_cancel(task.id, now)
-            self.poller.wake.set()
             return await self._reload(task.id)
         current = moved or await self._reload(task.id)
         if current.status.terminal and current.status is not TaskStatus.CANCELLED:

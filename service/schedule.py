@@ -1,5 +1,4 @@
-"""When the relay looks at Wiro: expected run times, poll and retry schedules (pure functions), and
-the loops' rest between passes.
+"""When the relay looks at Wiro: expected run times, poll and retry schedules (pure functions).
 
 A job's expected run time decides when polling starts, so that with callbacks working a task costs
 Wiro one Run and one Task/Detail, and with every callback lost a job of typical length still costs
@@ -9,7 +8,6 @@ Wiro (480P, 81 frames, 25 steps: about four minutes on one H100) scaled by pixel
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -46,13 +44,3 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
     raw = min(cap, base * 2.0 ** min(attempt, 30))
     jitter: float = (rng or random).uniform(0.8, 1.2)
     return min(cap, raw * jitter)
-
-
-async def nap(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    """A loop's rest between passes: until ``wake`` or ``stop`` is set, or ``seconds`` have passed."""
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

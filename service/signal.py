@@ -1,9 +1,12 @@
-"""A wake-up for everyone following the event log: SSE streams wait on it instead of polling."""
+"""A wake-up for everyone waiting on one kind of commit (see ``service.notify``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+
+Since = asyncio.Event
+"""What ``EventSignal.since()`` hands out."""
 
 
 class EventSignal:
@@ -20,12 +23,12 @@ class EventSignal:
         self._event.set()
         self._event = asyncio.Event()
 
-    def since(self) -> asyncio.Event:
+    def since(self) -> Since:
         """Taken before reading the log: ``wait(..., since=it)`` then returns at once if a commit
         came while the log was being read (a wake-up in that window would otherwise be missed)."""
         return self._event
 
-    async def wait(self, within: float, *, since: asyncio.Event | None = None) -> bool:
+    async def wait(self, within: float, *, since: Since | None = None) -> bool:
         """True when woken (or already woken since ``since``), False after ``within`` seconds."""
         event = since or self._event
         with contextlib.suppress(TimeoutError):

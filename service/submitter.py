@@ -13,16 +13,17 @@ the task was never created. A job is never run, or billed, twice on the relay's 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import structlog
 
 from service.config import Settings
+from service.loop import Loop
 from service.models import Source, TaskStatus
+from service.notify import Notifier, Topic
 from service.reconcile import ListScan, Verdict
-from service.schedule import backoff, nap, poll_after_seconds
+from service.schedule import backoff, poll_after_seconds
 from service.store.base import Store, SubmitJob
 from service.tokens import CallbackTokens
 from service.wiro.client import WiroClient
@@ -50,8 +51,11 @@ def wiro_error_code(exc: WiroError) -> str:
     return _ERROR_CODES.get(type(exc).__name__, "wiro_refused")
 
 
-class Submitter:
-    """One loop; ``run_once()`` does one pass for tests, ``run(stop)`` loops until ``stop`` is set."""
+class Submitter(Loop):
+    """Sends queued tasks (``run_once()`` is one pass, see ``service.loop``)."""
+
+    name = "submitter"
+    topic = Topic.SUBMIT
 
     def __init__(
         self,
@@ -60,39 +64,21 @@ class Submitter:
         settings: Settings,
         tokens: CallbackTokens,
         *,
+        notifier: Notifier,
         clock: Callable[[], float],
-        look_now: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(notifier, settings.loop_interval_seconds, clock)
         self._store = store
         self._wiro = wiro
         self._settings = settings
         self._tokens = tokens
-        self._clock = clock
-        self._look_now = look_now
-        """Wakes the poller: a task reached Wiro with a cancel pending, or was adopted, and is due."""
-        self.wake = asyncio.Event()
-        self.last_pass_at: float | None = None
 
     def _callback_url(self, task_id: str) -> str:
         return self._tokens.callback_url(self._settings.public_url, task_id)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            # Cleared before the pass: a task accepted while it runs wakes the next one.
-            self.wake.clear()
-            acted = 0
-            try:
-                acted = await self.run_once()
-            except Exception:
-                log.exception("submitter_pass_failed")
-            if acted >= _LIST_PAGE:
-                continue  # a full page was sent: more may be due now, so no sleep
-            await nap(self.wake, stop, self._settings.loop_interval_seconds)
-
-    async def run_once(self) -> int:
+    async def _pass(self) -> int:
         """One pass over the due queued tasks; returns how many were acted on."""
         now = self._clock()
-        self.last_pass_at = now
         cap = self._settings.max_in_flight
         room = cap - await self._store.in_flight_count() if cap else _LIST_PAGE
         acted = 0
@@ -119,6 +105,7 @@ class Submitter:
                 acted += 1
             finally:
                 structlog.contextvars.unbind_contextvars("task_id")
+        self._again = acted >= _LIST_PAGE  # a full page was sent: more may be due now
         return acted
 
     async def _submit(self, job: SubmitJob) -> None:
@@ -169,10 +156,9 @@ class Submitter:
         poll_at = now + poll_after_seconds(job.task.input, self._settings.poll_after_seconds)
         if source is Source.RECONCILE:
             poll_at = now  # the adopted task may have finished long ago: look at once
-        task = await self._store.record_submitted(job.task.id, run, at=now, poll_at=poll_at, source=source)
+        # A pending cancel, or an adopted Run, makes the look due at once: the store tells the poller.
+        await self._store.record_submitted(job.task.id, run, at=now, poll_at=poll_at, source=source)
         log.info("task_submitted", wiro_task_id=run.task_id, source=source.value)
-        if task is not None and (task.cancel_requested or source is Source.RECONCILE):
-            self._look_now()
 
     async def _reconcile(self, job: SubmitJob, scan: ListScan) -> None:
         """Find the Wiro task an unanswered Run may have created, by the callbackUrl it carried."""

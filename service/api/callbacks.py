@@ -71,8 +71,6 @@ async def wiro_callback(request: Request) -> Response:
     relay.metrics.callbacks.labels(outcome="accepted").inc()
     # Said on the request's own log line (one line per callback, not two).
     structlog.contextvars.bind_contextvars(task_id=task_id, confirm=due, size=len(body))
-    if due:
-        relay.note_callback()
     return Response(_RECEIVED, media_type="application/json")
 
 

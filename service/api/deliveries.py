@@ -114,8 +114,6 @@ async def retry_delivery(request: Request) -> JSONResponse:
         if sub is not None and not sub.enabled:
             raise ApiError(409, "subscription_disabled", "enable the subscription before retrying")
     await relay.store.retry_delivery(delivery.id, relay.clock())
-    if relay.dispatcher is not None:
-        relay.dispatcher.wake.set()
     again = await relay.store.get_delivery(delivery.id)
     return JSONResponse(delivery_view(again[0] if again else delivery), status_code=202)
 

@@ -22,6 +22,7 @@ from service.api.errors import ApiError
 from service.api.params import digits, only
 from service.api.params import limit as limit_param
 from service.models import EVENT_TYPES
+from service.notify import Topic
 from service.relay import Relay
 from service.store.base import Event
 from service.views import rfc3339
@@ -92,7 +93,7 @@ async def stream_events(request: Request) -> StreamingResponse:
         yield f": following events after {cursor}\n\n"
         while not relay.stopping.is_set():
             # Read until caught up, then sleep until a commit writes events (or the heartbeat is due).
-            since = relay.signal.since()
+            since = relay.notifier.since(Topic.EVENTS)
             events = await relay.store.list_events(
                 after=cursor, types=f.types, task_id=f.task_id, limit=f.limit
             )
@@ -102,7 +103,7 @@ async def stream_events(request: Request) -> StreamingResponse:
                 yield f"id: {e.seq}\nevent: {e.type}\ndata: {data}\n\n"
             if len(events) == f.limit:
                 continue
-            if not await relay.signal.wait(heartbeat, since=since):
+            if not await relay.notifier.wait(Topic.EVENTS, heartbeat, since=since):
                 yield ": heartbeat\n\n"
 
     return StreamingResponse(

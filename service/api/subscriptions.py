@@ -143,8 +143,6 @@ async def update_subscription(request: Request) -> JSONResponse:
     )
     if sub is None:
         raise ApiError(404, "subscription_not_found", "no subscription has this id")
-    if changes.get("enabled") and relay.dispatcher is not None:
-        relay.dispatcher.wake.set()
     return JSONResponse(subscription_view(sub))
 
 
@@ -174,8 +172,6 @@ async def recover(request: Request) -> JSONResponse:
     since = timestamp("since", body.since)
     sub = await _find(request)
     count = await relay.store.recover_deliveries(sub.id, since, relay.clock())
-    if count and relay.dispatcher is not None:
-        relay.dispatcher.wake.set()
     return JSONResponse({"recovered": count}, status_code=202)
 
 

@@ -7,11 +7,12 @@ that changes a task's state writes the state, its timeline entry and its event i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from service.models import Observation, Source, Task, TaskStatus
+from service.notify import Notifier
 from service.wiro.types import RunResult
 
 T = TypeVar("T")
@@ -328,9 +329,8 @@ class Store(Protocol):
     ) -> list[Event]: ...
 
     # subscriptions and deliveries
-    def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
-        """Call ``listener`` with the event types of each commit that wrote events."""
-        ...
+    notifier: Notifier
+    """Told, after each commit, of the topics it touched (``service.notify``)."""
 
     async def create_subscription(self, sub: Subscription) -> Subscription: ...
     async def get_subscription(self, sub_id: str) -> Subscription | None: ...

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.models import Observation, Source, Task, TaskStatus, can_move, new_id, output_dict
+from service.notify import Topic
 from service.store.base import (
     Event,
     Gauges,
@@ -111,7 +112,9 @@ class SqliteStore(WebhookQueries, SqliteBase):
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always has one
             raise RuntimeError("event insert gave no sequence")
         self._fan_out(db, cur.lastrowid, event_type, task, at)
-        self._event_types.add(event_type)
+        self._topics.add(Topic.EVENTS)
+        if task.status is TaskStatus.QUEUED or task.status.terminal:
+            self._topics.add(Topic.SUBMIT)  # one more to send, or a slot (the relay's, Wiro's) freed
         if task.status.terminal and task.wiro_task_id is not None:
             self._release_slot_waiter(db, at)
         return task
@@ -373,7 +376,10 @@ class SqliteStore(WebhookQueries, SqliteBase):
             self._timeline(
                 db, task_id, at, source, relay_status=TaskStatus.SUBMITTED, note=f"wiro task {run.task_id}"
             )
-            return self._event(db, task_id, at)
+            task = self._event(db, task_id, at)
+            if task.cancel_requested or poll_at <= at:
+                self._topics.add(Topic.LOOK)
+            return task
 
         return await self._write(work)
 
@@ -410,6 +416,8 @@ class SqliteStore(WebhookQueries, SqliteBase):
             )  # fmt: skip
             if cur.rowcount == 0:
                 return False
+            if next_attempt_at <= at:
+                self._topics.add(Topic.SUBMIT)
             if note is not None:
                 self._timeline(db, task_id, at, Source.SUBMIT, note=note[:500])
             return True
@@ -446,15 +454,17 @@ class SqliteStore(WebhookQueries, SqliteBase):
         return await self._write(work)
 
     async def request_cancel(self, task_id: str, at: float) -> None:
-        await self._write(
-            lambda db: db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE tasks SET cancel_requested = 1, updated_at = ?, "
                 f"poll_at = CASE WHEN status IN {_AT_WIRO} THEN MIN(COALESCE(poll_at, ?), ?) "
                 "ELSE poll_at END "
                 f"WHERE id = ? AND status IN {_LIVE}",
                 (at, at, at, task_id),
             )
-        )
+            self._topics.add(Topic.LOOK)  # a task at Wiro is stopped by its next look, due now
+
+        await self._write(work)
 
     # -- callbacks and polls -------------------------------------------------------------------
 
@@ -564,6 +574,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
             (int(keep), len(p.body) if keep else 0, int(not keep), p.task_id),
         )
         if live:
+            self._topics.add(Topic.LOOK)
             db.execute(
                 "UPDATE tasks SET last_callback_at = ?, "
                 "poll_at = MIN(COALESCE(poll_at, ?), MAX(?, COALESCE(last_detail_at, 0) + ?)) "

@@ -2,9 +2,9 @@
 
 Writes go through a single connection behind an ``asyncio.Lock``, each unit of work one short
 ``BEGIN IMMEDIATE`` transaction. Reads use a second connection: under WAL they never wait for the
-writer. Listeners registered with ``on_commit`` are told after every commit that wrote events (and
-of which types), so the dispatcher, the submitter and the event stream wake at once instead of on
-their next tick.
+writer. A transaction names the topics it touched (``service.notify``: a task to submit, a look due,
+a delivery due, events written), and the notifier is told of them once it has committed, so the
+loops and the event stream wake at once instead of at their next tick.
 
 One process per file: SQLite serialises writers, but the relay's loops also keep their claims on
 work in memory, so a second relay on the same file would send the same Runs. ``open`` takes an
@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from service.notify import LocalNotifier, Notifier, Topic
 from service.store import migrate
 from service.store.base import StoreError
 
@@ -135,6 +136,7 @@ class SqliteBase:
         callback_confirm_interval: float = 1.0,
         callbacks_kept_per_task: int = 10,
         callback_bytes_per_task: int = 4 * 1024 * 1024,
+        notifier: Notifier | None = None,
     ) -> None:
         self.delivery_attempts = delivery_attempts
         self.first_delivery_delay = first_delivery_delay
@@ -147,9 +149,9 @@ class SqliteBase:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._listeners: list[Callable[[frozenset[str]], None]] = []
-        self._event_types: set[str] = set()
-        """The types of the events the transaction in progress wrote."""
+        self.notifier: Notifier = notifier or LocalNotifier()
+        self._topics: set[Topic] = set()
+        """What the transaction in progress touched, told to the notifier once it has committed."""
         # Callbacks waiting for the next group commit, and the task that writes them (see
         # ``SqliteStore.record_callback``).
         self._callback_queue: list[PendingCallback] = []
@@ -250,13 +252,12 @@ class SqliteBase:
         try:
             result: T = await db._execute(transaction)  # type: ignore[no-untyped-call]
         except BaseException:
-            self._event_types.clear()
+            self._topics.clear()
             raise
-        if self._event_types:
-            types = frozenset(self._event_types)
-            self._event_types.clear()
-            for listener in self._listeners:
-                listener(types)
+        if self._topics:
+            topics = frozenset(self._topics)
+            self._topics.clear()
+            self.notifier.notify(topics)
         return result
 
     async def pending_migrations(self) -> list[str]:
@@ -284,7 +285,3 @@ class SqliteBase:
     async def integrity_check(self) -> str:
         row = await fetch_one(self._r, "PRAGMA integrity_check")
         return str(row[0]) if row else "no answer"
-
-    def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
-        """Call ``listener`` after each commit that wrote at least one event, with their types."""
-        self._listeners.append(listener)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from service.models import Task, new_id
+from service.notify import Topic
 from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
 from service.store.sqlite_base import SqliteBase, dumps, fetch_all, fetch_one
 
@@ -77,6 +78,8 @@ class WebhookQueries(SqliteBase):
         if task.webhook_url:
             targets.append((None, task.webhook_url))
         due = at + self.first_delivery_delay
+        if targets:
+            self._topics.add(Topic.DELIVER)
         db.executemany(
             "INSERT INTO deliveries (id, event_seq, event_type, task_id, subscription_id, url, status, "
             "max_attempts, next_attempt_at, created_at, updated_at) "
@@ -86,6 +89,12 @@ class WebhookQueries(SqliteBase):
                 for sub_id, url in targets
             ],
         )
+
+    def _made_due(self, count: int) -> int:
+        """Inside a transaction: ``count`` deliveries became due now; the dispatcher is told on commit."""
+        if count:
+            self._topics.add(Topic.DELIVER)
+        return count
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -140,13 +149,14 @@ class WebhookQueries(SqliteBase):
             args.append(encode(value))
         if changes.get("enabled") is True:
             sets.append("disabled_reason = NULL, failing_since = NULL")
-        updated = await self._write(
-            lambda db: (
-                db.execute(
-                    f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id)
-                ).rowcount
-            )
-        )
+
+        def work(db: sqlite3.Connection) -> int:
+            updated = db.execute(f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id))
+            if changes.get("enabled") is True:
+                self._made_due(updated.rowcount)  # what waited for it may go again
+            return updated.rowcount
+
+        updated = await self._write(work)
         return await self.get_subscription(sub_id) if updated else None
 
     async def rotate_secret(self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float) -> bool:
@@ -366,21 +376,23 @@ class WebhookQueries(SqliteBase):
 
     async def retry_delivery(self, delivery_id: str, at: float) -> bool:
         """One more attempt now, for a delivery that failed or is waiting; a failure fails it again."""
-        updated = await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
-                    "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
-                    (at, at, delivery_id),
-                ).rowcount
+        return (
+            await self._write(
+                lambda db: self._made_due(
+                    db.execute(
+                        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
+                        "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
+                        (at, at, delivery_id),
+                    ).rowcount
+                )
             )
+            > 0
         )
-        return updated > 0
 
     async def recover_deliveries(self, sub_id: str, since: float, at: float) -> int:
         """Replay a subscription's failed deliveries created since ``since``, each with one more attempt."""
         recovered: int = await self._write(
-            lambda db: (
+            lambda db: self._made_due(
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
                     "max_attempts = attempts + 1, updated_at = ? "

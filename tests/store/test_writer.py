@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from service.models import Source, TaskStatus
+from service.notify import LocalNotifier, Topic
 from service.store import SqliteStore
-from tests.store.test_contract import new_task, submitted
+from service.wiro.types import RunResult
+from tests.store.test_contract import new_task
 
 
 def count(path: Path, table: str) -> int:
@@ -18,38 +20,57 @@ def count(path: Path, table: str) -> int:
         return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
+class Told(LocalNotifier):
+    """A notifier that keeps what it is told, commit by commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[frozenset[Topic]] = []
+
+    def notify(self, topics: frozenset[Topic]) -> None:
+        self.commits.append(topics)
+        super().notify(topics)
+
+
 async def test_a_transaction_that_fails_midway_leaves_nothing_and_the_writer_goes_on(
     store: SqliteStore,
 ) -> None:
-    told: list[int] = []
-    store.on_commit(lambda types: told.append(1))
+    store.notifier = told = Told()
 
     def half_then_fail(db: sqlite3.Connection) -> None:
         db.execute("INSERT INTO relay_meta (key, value) VALUES ('half', 'written')")
-        store._event_types.add("task.queued")  # as an event insert would have
+        store._topics.add(Topic.EVENTS)  # as an event insert would have
         raise RuntimeError("disk full, say")
 
     with pytest.raises(RuntimeError, match="disk full"):
         await store._write(half_then_fail)
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT value FROM relay_meta WHERE key = 'half'").fetchone() is None
-    assert told == [], "no listener is told of a rolled-back transaction"
+    assert told.commits == [], "nobody is told of a rolled-back transaction"
     task, created = await store.create_task(new_task())
     assert created
-    assert told == [1]
+    assert told.commits == [{Topic.EVENTS, Topic.SUBMIT}]
     assert (await store.get_task(task.id)) is not None
 
 
-async def test_listeners_are_told_only_of_commits_that_wrote_events(store: SqliteStore) -> None:
-    told: list[int] = []
-    store.on_commit(lambda types: told.append(1))
-    task_id = await submitted(store)
-    assert len(told) == 2  # created (task.queued), run mark (no event), submitted (task.submitted)
-    await store.request_cancel(task_id, 1100.0)  # no event
-    await store.check_writable()  # no event
-    assert len(told) == 2
-    await store.finish(task_id, TaskStatus.CANCELLED, at=1200.0, source=Source.CANCEL)
-    assert len(told) == 3
+async def test_each_commit_tells_the_topics_it_made_due(store: SqliteStore) -> None:
+    store.notifier = told = Told()
+    task, _ = await store.create_task(new_task())
+    assert told.commits[-1] == {Topic.EVENTS, Topic.SUBMIT}  # an event, and a task to send
+    assert await store.note_run_started(task.id, 1001.0, callback_url="https://relay.example/cb")
+    await store.record_submitted(
+        task.id, RunResult("w-1", "tok"), at=1002.0, poll_at=1100.0, source=Source.SUBMIT
+    )
+    assert len(told.commits) == 2  # the run mark tells nobody; the first look is not due yet
+    assert told.commits[-1] == {Topic.EVENTS}
+    await store.check_writable()
+    await store.record_callback(task.id, at=1003.0, content_type=None, body=b"{}", claimed_status=None)
+    assert told.commits[-1] == {Topic.LOOK}  # a callback makes a look due
+    await store.request_cancel(task.id, 1004.0)
+    assert told.commits[-1] == {Topic.LOOK}  # the look that stops it at Wiro is due now
+    await store.finish(task.id, TaskStatus.CANCELLED, at=1200.0, source=Source.CANCEL)
+    assert told.commits[-1] == {Topic.EVENTS, Topic.SUBMIT}  # a slot freed
+    assert len(told.commits) == 5
 
 
 async def test_concurrent_writers_all_land(store: SqliteStore) -> None:
