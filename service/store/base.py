@@ -326,7 +326,18 @@ class Store(Protocol):
     # events
     async def list_events(
         self, *, after: int, types: tuple[str, ...], task_id: str | None, limit: int
-    ) -> list[Event]: ...
+    ) -> list[Event]:
+        """Events with ``seq`` above ``after``, in ``seq`` order.
+
+        The publication rule every implementation keeps: an event becomes visible only once it is
+        committed, and never after an event with a higher ``seq`` has become visible. So a reader
+        that has seen ``seq`` N (the events cursor, ``Last-Event-ID``) never misses an event by
+        asking for those after N. SQLite keeps it by serialising writers (one ``BEGIN IMMEDIATE``
+        transaction at a time, across processes): a ``seq`` is drawn and committed before the
+        next writer may draw one. A backend with concurrent writers must serialise event inserts or
+        publish only below the oldest open writer's ``seq``.
+        """
+        ...
 
     # subscriptions and deliveries
     notifier: Notifier
