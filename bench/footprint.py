@@ -206,15 +206,19 @@ async def watch(
 
 async def loop_queries(path: Path, repeat: int = 20) -> list[LoopQuery]:
     """Each loop's per-pass queries through ``SqliteStore`` on the backlog: the SQL it ran (caught on
-    its connections; the dispatcher claims on the writer), that SQL's plan, and its time."""
+    its connections; every loop claims its work on the writer), that SQL's plan, and its time."""
     store = SqliteStore(path)
     await store.open(apply_migrations=False)
     now = time.time()
     calls: dict[str, Callable[[], Awaitable[object]]] = {
-        "submitter: `in_flight_count()`": store.in_flight_count,
-        "submitter: `due_submissions(limit=50)`": lambda: store.due_submissions(now, 50),
-        "poller: `due_deadlines(limit=50)`": lambda: store.due_deadlines(now, 50),
-        "poller: `due_polls(limit=16)`": lambda: store.due_polls(now, 16, frozenset()),
+        # Claims with no lease lapse at once, so every repetition claims the same rows again.
+        "submitter: `claim_submissions(limit=50, cap=4)`": lambda: store.claim_submissions(
+            now, 50, owner="footprint", lease=0.0, cap=4
+        ),
+        "poller: `claim_deadlines(limit=50)`": lambda: store.claim_deadlines(
+            now, 50, owner="footprint", lease=0.0
+        ),
+        "poller: `claim_polls(limit=16)`": lambda: store.claim_polls(now, 16, owner="footprint", lease=0.0),
         "dispatcher: `deliveries_waiting()`": lambda: store.deliveries_waiting(now, ()),
         "dispatcher: `claim_deliveries(limit=50)`": lambda: store.claim_deliveries(
             now, 50, owner="footprint", lease=60.0, per_slot=4, busy={}

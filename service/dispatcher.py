@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -97,8 +95,6 @@ class Dispatcher(Loop):
         self._settings = settings
         self._task_secret = task_webhook_secret
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self.owner = f"dispatcher-{os.getpid()}-{secrets.token_hex(4)}"
-        """Who this dispatcher's claims say claimed a delivery."""
         self.lease = 2 * settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS
         self._claims: dict[str, float] = {}
         """What this dispatcher holds, by delivery id: when its claim lapses. A pass that claims one

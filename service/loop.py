@@ -1,7 +1,8 @@
 """What every background loop shares: one pass at a time, a rest between passes that a notification
 ends early, the work a pass started and may wait for, and the time of the last pass (readiness).
 
-A loop says what one pass does (``_pass``, the number of things it acted on) and which topic wakes it
+Work is claimed in the database under ``owner`` (the loop, in this process), never held only in
+memory. A loop says what one pass does (``_pass``, the number of things it acted on) and which topic wakes it
 (``topic``). ``run_once()`` is one pass and everything it started, finished: tests drive the loops
 with it, step by step. ``run(stop)`` is production: passes until ``stop`` is set, resting between
 them until its topic is notified, ``nudge()`` is called (this process's own news: a slot freed), or
@@ -11,6 +12,9 @@ them until its topic is notified, ``nudge()`` is called (this process's own news
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import Callable, Coroutine
 from typing import ClassVar
 
@@ -33,6 +37,8 @@ class Loop:
         self._tasks: set[asyncio.Task[None]] = set()
         self._again = False
         self.last_pass_at: float | None = None
+        self.owner = f"{self.name}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        """Who this loop's claims in the database say has the work in hand."""
 
     async def _pass(self) -> int:
         """One pass: what it acted on. Sets ``_again`` when more work is due at once."""

@@ -66,10 +66,13 @@ class Poller(Loop):
         self._settings = settings
         self._limit = asyncio.Semaphore(max(1, settings.poll_concurrency))
         self._kill_limit = asyncio.Semaphore(kill_concurrency(settings))
-        self._inflight: set[str] = set()
-        self._expiring: set[str] = set()
-        """Tasks an expiry is running for; ``_killing`` are those it stops at Wiro."""
-        self._killing: set[str] = set()
+        self._looking = 0
+        """Looks this process has started and not finished (its share of the work, not a claim)."""
+        self._killing = 0
+        """Of the expiries it has started, those that stop a task at Wiro."""
+        # Claims outlive a look or a kill (Wiro's reads retry within a few timeouts) with room to
+        # wait for a slot here; a dead process's lapse, and its tasks are looked at by another.
+        self.lease = 4 * settings.wiro_timeout_seconds + 60.0
         self._backlog = False
         self._deadlines_at = float("-inf")
         self.on_look: Callable[[str, str], None] = lambda source, outcome: None
@@ -82,34 +85,34 @@ class Poller(Loop):
         if now - self._deadlines_at >= self._settings.loop_interval_seconds:
             self._deadlines_at = now
             await self._start_expiries(now)
-        room = max(1, self._settings.poll_concurrency) * 2 - len(self._inflight)
+        room = max(1, self._settings.poll_concurrency) * 2 - self._looking
         if room <= 0:
             return 0
-        jobs = await self._store.due_polls(
-            now, limit=room, exclude=frozenset(self._inflight | self._expiring)
-        )
+        jobs = await self._store.claim_polls(now, room, owner=self.owner, lease=self.lease)
         self._backlog = len(jobs) >= room  # more may be due: a look that ends makes room for them
         for job in jobs:
-            self._inflight.add(job.task_id)
+            self._looking += 1
             self.spawn(self._look(job))
         return len(jobs)
 
     async def _start_expiries(self, now: float) -> None:
-        """Start an expiry for each task past its deadline that is not already being handled.
+        """Start an expiry for each task past its deadline that nobody has in hand (claimed).
 
         Kills waiting for a slot are capped (twice the kill limit), so a Wiro that hangs does not
-        pile them up; a queued task needs no Wiro call, and its expiry always starts.
+        pile them up (the claims of those left are given back); a queued task needs no Wiro call,
+        and its expiry always starts.
         """
-        busy = frozenset(self._inflight | self._expiring)
-        kill_room = 2 * kill_concurrency(self._settings) - len(self._killing)
-        for task in await self._store.due_deadlines(now, limit=_DEADLINE_BATCH, exclude=busy):
-            if task.status in ACTIVE_AT_WIRO:
+        kill_room = 2 * kill_concurrency(self._settings) - self._killing
+        claimed = await self._store.claim_deadlines(now, _DEADLINE_BATCH, owner=self.owner, lease=self.lease)
+        for task in claimed:
+            at_wiro = task.status in ACTIVE_AT_WIRO
+            if at_wiro:
                 if kill_room <= 0:
+                    await self._store.release_claim(task.id, self.owner)
                     continue
                 kill_room -= 1
-                self._killing.add(task.id)
-            self._expiring.add(task.id)
-            self.spawn(self._expire(task))
+                self._killing += 1
+            self.spawn(self._expire(task, at_wiro=at_wiro))
 
     def _next_poll(self, attempts: int) -> float:
         s = self._settings
@@ -122,8 +125,9 @@ class Poller(Loop):
                 await self._look_now(job)
         except Exception:
             log.exception("poll_failed")
+            await self._store.release_claim(job.task_id, self.owner)  # looked at again next pass
         finally:
-            self._inflight.discard(job.task_id)
+            self._looking -= 1
             if self._backlog:
                 self.nudge()
 
@@ -139,12 +143,14 @@ class Poller(Loop):
             await self._store.apply_observation(
                 job.task_id, _NOTHING, source=source, at=self._clock(),
                 next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
+                owner=self.owner,
             )  # fmt: skip
             return
         self.on_look(source.value, "ok")
         changed = await self._store.apply_observation(
             job.task_id, observe(job.status, detail), source=source, at=self._clock(),
             next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
+            owner=self.owner,
         )  # fmt: skip
         log.info("task_looked_at", source=source.value, wiro_status=detail.status,
                  status=changed.status.value if changed else job.status.value)  # fmt: skip
@@ -191,39 +197,49 @@ class Poller(Loop):
             task_id, observation, source=source, at=self._clock(), next_poll_at=self._clock()
         )
 
-    async def _expire(self, task: Task) -> None:
-        """A task past its deadline: time it out, killing it at Wiro first if it is there."""
+    async def _expire(self, task: Task, *, at_wiro: bool) -> None:
+        """A task past its deadline, claimed: time it out, killing it at Wiro first if it is there.
+        Whatever ends the task ends the claim; when it does not end, the claim is given back and a
+        later pass tries again."""
         structlog.contextvars.bind_contextvars(task_id=task.id)
         try:
-            error = timeout_error(task, self._clock())
-            if task.status is TaskStatus.QUEUED:
-                # Only if no Run has left since it was read: one that may have reached Wiro is the
-                # reconcile's to settle, and a Wiro task found then is killed as a submitted one.
-                if await self._store.expire_unsent(task.id, at=self._clock(), error=error):
-                    log.info("task_timed_out", reason=error["code"], at_wiro=False)
-                return
-            if task.wiro_task_id:
-                try:
-                    async with self._kill_limit:
-                        moved = await self.cancel_at_wiro(
-                            task.id, task.wiro_task_id, last_status=task.wiro_status,
-                            as_status=TaskStatus.TIMED_OUT, error=error,
-                        )  # fmt: skip
-                except WiroError as exc:
-                    log.info("deadline_kill_failed", error=type(exc).__name__, message=exc.message)
-                    return
-                if moved is not None and moved.status.terminal:
-                    if moved.status is TaskStatus.TIMED_OUT:  # else it ended on its own meanwhile
-                        log.info("task_timed_out", reason=error["code"], at_wiro=True)
-                    return
-            finished = await self._store.finish(
-                task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE, error=error
-            )
-            if finished is not None:
-                log.info("task_timed_out", reason=error["code"], at_wiro=True)
+            if not await self._expire_now(task):
+                await self._store.release_claim(task.id, self.owner)
         except Exception:
             log.exception("deadline_failed")
+            await self._store.release_claim(task.id, self.owner)
         finally:
-            self._expiring.discard(task.id)
-            self._killing.discard(task.id)
+            if at_wiro:
+                self._killing -= 1
             structlog.contextvars.unbind_contextvars("task_id")
+
+    async def _expire_now(self, task: Task) -> bool:
+        """True when the task has ended (timed out, or on its own meanwhile)."""
+        error = timeout_error(task, self._clock())
+        if task.status is TaskStatus.QUEUED:
+            # Only if no Run has left since it was read: one that may have reached Wiro is the
+            # reconcile's to settle, and a Wiro task found then is killed as a submitted one.
+            if await self._store.expire_unsent(task.id, at=self._clock(), error=error):
+                log.info("task_timed_out", reason=error["code"], at_wiro=False)
+                return True
+            return False
+        if task.wiro_task_id:
+            try:
+                async with self._kill_limit:
+                    moved = await self.cancel_at_wiro(
+                        task.id, task.wiro_task_id, last_status=task.wiro_status,
+                        as_status=TaskStatus.TIMED_OUT, error=error,
+                    )  # fmt: skip
+            except WiroError as exc:
+                log.info("deadline_kill_failed", error=type(exc).__name__, message=exc.message)
+                return False
+            if moved is not None and moved.status.terminal:
+                if moved.status is TaskStatus.TIMED_OUT:  # else it ended on its own meanwhile
+                    log.info("task_timed_out", reason=error["code"], at_wiro=True)
+                return True
+        finished = await self._store.finish(
+            task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE, error=error
+        )
+        if finished is not None:
+            log.info("task_timed_out", reason=error["code"], at_wiro=True)
+        return True

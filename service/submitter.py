@@ -13,8 +13,10 @@ the task was never created. A job is never run, or billed, twice on the relay's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -40,6 +42,8 @@ from service.wiro.types import RunResult
 log = structlog.get_logger(__name__)
 
 _LIST_PAGE = 50
+_RUN_GRACE = 5.0
+"""Seconds a Run may take beyond ``WIRO_TIMEOUT_SECONDS`` in all (connect, send, answer)."""
 _ERROR_CODES = {
     "WiroValidationError": "wiro_validation_error",
     "WiroInsufficientBalance": "wiro_insufficient_balance",
@@ -72,20 +76,24 @@ class Submitter(Loop):
         self._wiro = wiro
         self._settings = settings
         self._tokens = tokens
+        # A claim outlives the Run it covers (bounded by ``_RUN_GRACE`` past Wiro's timeout), with
+        # room for a pass's other tasks; a claim that lapses anyway only costs a compare-and-set that
+        # fails: the Run mark and every later step check the claim's owner.
+        self.lease = 4 * settings.wiro_timeout_seconds + 60.0
 
     def _callback_url(self, task_id: str) -> str:
         return self._tokens.callback_url(self._settings.public_url, task_id)
 
     async def _pass(self) -> int:
-        """One pass over the due queued tasks; returns how many were acted on."""
-        now = self._clock()
-        cap = self._settings.max_in_flight
-        room = cap - await self._store.in_flight_count() if cap else _LIST_PAGE
-        acted = 0
-        # With no room, only the tasks whose Run may have reached Wiro can move: they are read on
-        # their own, or a queue of older plain tasks would hide them, and the slots they hold would
-        # never free.
-        jobs = await self._store.due_submissions(now, limit=_LIST_PAGE, marked_only=room <= 0)
+        """One pass over the queued tasks claimed now; returns how many were acted on.
+
+        The claim decides what may go: the tasks whose Run may have reached Wiro (to reconcile,
+        whatever the room: the slots they hold free only that way), then others while fewer than
+        ``RELAY_MAX_IN_FLIGHT`` are in flight, counted in the same transaction.
+        """
+        jobs = await self._store.claim_submissions(
+            self._clock(), _LIST_PAGE, owner=self.owner, lease=self.lease, cap=self._settings.max_in_flight
+        )
         scan = ListScan(self._wiro)  # Task/List pages read once, shared by this pass's reconciles
         for job in jobs:
             structlog.contextvars.bind_contextvars(task_id=job.task.id)
@@ -97,32 +105,33 @@ class Submitter(Loop):
                         job.task.id, TaskStatus.CANCELLED, at=self._clock(), source=Source.CANCEL,
                         note="cancelled before submission",
                     )  # fmt: skip
-                elif room > 0:
-                    room -= 1
-                    await self._submit(job)
                 else:
-                    continue
-                acted += 1
+                    await self._submit(job)
+            except Exception:
+                log.exception("submission_failed")
+                await self._store.release_claim(job.task.id, self.owner)
             finally:
                 structlog.contextvars.unbind_contextvars("task_id")
-        self._again = acted >= _LIST_PAGE  # a full page was sent: more may be due now
-        return acted
+        self._again = len(jobs) >= _LIST_PAGE  # a full page was taken: more may be due now
+        return len(jobs)
 
     async def _submit(self, job: SubmitJob) -> None:
         task = job.task
         callback_url = self._callback_url(task.id)
         started = self._clock()
-        if not await self._store.note_run_started(task.id, started, callback_url=callback_url):
-            return  # cancelled, or a Run is outstanding, since it was read: nothing may be sent
+        if not await self._store.note_run_started(
+            task.id, started, callback_url=callback_url, owner=self.owner
+        ):
+            return  # cancelled, claimed by another, or a Run is outstanding: nothing may be sent
         try:
-            run = await self._wiro.run(task.input, callback_url=callback_url)
+            run = await self._run(task.input, callback_url)
         except WiroAmbiguousError as exc:
             log.warning("run_ambiguous", error=exc.message)
             now = self._clock()
             await self._store.defer_submission(
                 task.id, at=now, next_attempt_at=now + self._settings.reconcile_delay_seconds,
                 note=f"Run got no answer ({exc.message}); reconciling", clear_run_started=False,
-                run_started_at=started,
+                run_started_at=started, owner=self.owner,
             )  # fmt: skip
             return
         except (WiroTransientError, WiroAuthError) as exc:
@@ -137,7 +146,7 @@ class Submitter(Loop):
             now = self._clock()
             await self._store.defer_submission(
                 task.id, at=now, next_attempt_at=now + delay, note=f"Run refused for now: {exc.message}",
-                clear_run_started=True, run_started_at=started,
+                clear_run_started=True, run_started_at=started, owner=self.owner,
                 waiting_for_slot=isinstance(exc, WiroConcurrencyLimit),
             )  # fmt: skip
             return
@@ -150,6 +159,16 @@ class Submitter(Loop):
             )  # fmt: skip
             return
         await self._adopt(job, run, Source.SUBMIT)
+
+    async def _run(self, inputs: dict[str, Any], callback_url: str) -> RunResult:
+        """The Run, bounded as a whole (httpx's timeout is per read, which a trickle renews): the
+        task's claim must outlive the call. No answer in time is an ambiguous Run, reconciled."""
+        within = self._settings.wiro_timeout_seconds + _RUN_GRACE
+        try:
+            async with asyncio.timeout(within):
+                return await self._wiro.run(inputs, callback_url=callback_url)
+        except TimeoutError:
+            raise WiroAmbiguousError(f"no answer to Run within {within:g} s", endpoint="Run") from None
 
     async def _adopt(self, job: SubmitJob, run: RunResult, source: Source) -> None:
         now = self._clock()
@@ -191,6 +210,7 @@ class Submitter(Loop):
                 job.task.id, at=now, next_attempt_at=now + s.reconcile_delay_seconds,
                 note=f"reconcile: no Wiro task found yet ({misses})", clear_run_started=False,
                 reconcile_miss=True, reconcile_offset=0, run_started_at=job.run_started_at,
+                owner=self.owner,
             )  # fmt: skip
             return
         if job.task.cancel_requested:
@@ -202,6 +222,7 @@ class Submitter(Loop):
             job.task.id, at=now, next_attempt_at=now,
             note="reconcile: Wiro never created the task; the Run will be sent again",
             clear_run_started=True, run_started_at=job.run_started_at,
+            owner=self.owner,
         )  # fmt: skip
 
     async def _undecided(self, job: SubmitJob, failure: str | None, verdict: Verdict | None) -> None:
@@ -231,4 +252,5 @@ class Submitter(Loop):
         await self._store.defer_submission(
             job.task.id, at=now, next_attempt_at=now + delay, note=note, clear_run_started=False,
             reconcile_offset=resume_at, unresolved=overdue, run_started_at=job.run_started_at,
+            owner=self.owner,
         )  # fmt: skip

@@ -245,14 +245,23 @@ class Store(Protocol):
 
     # the submitter
     async def in_flight_count(self) -> int: ...
-    async def due_submissions(self, now: float, limit: int, *, marked_only: bool = False) -> list[SubmitJob]:
-        """Queued tasks due for the submitter, oldest first; ``marked_only``: only those whose Run
-        may have reached Wiro (``run_started_at`` set), which need a reconcile, not room."""
+    async def claim_submissions(
+        self, now: float, limit: int, *, owner: str, lease: float, cap: int
+    ) -> list[SubmitJob]:
+        """Claim queued tasks due for the submitter, oldest first, for ``lease`` seconds: those whose
+        Run may have reached Wiro (to reconcile) whatever the room, then others while fewer than
+        ``cap`` tasks are in flight (0: no cap). Claims, not reads: no other owner gets them until
+        the claim ends or lapses."""
         ...
 
-    async def note_run_started(self, task_id: str, at: float, *, callback_url: str) -> bool:
+    async def release_claim(self, task_id: str, owner: str) -> None:
+        """End ``owner``'s claim on the task, if it still holds it."""
+        ...
+
+    async def note_run_started(self, task_id: str, at: float, *, callback_url: str, owner: str) -> bool:
         """Mark a Run as leaving, with the callbackUrl it carries: a compare-and-set that succeeds only
-        for a queued task with no Run outstanding and no cancel requested. False: send nothing."""
+        for the claim's ``owner``, on a queued task with no Run outstanding and no cancel requested.
+        False: send nothing."""
         ...
 
     async def cancel_unsent(self, task_id: str, at: float) -> Task | None: ...
@@ -272,6 +281,7 @@ class Store(Protocol):
         waiting_for_slot: bool = False,
         reconcile_offset: int | None = None,
         unresolved: bool = False,
+        owner: str | None = None,
     ) -> bool:
         """Put a queued task back to wait. ``run_started_at`` (when given) is the Run this pass
         started or reconciled: nothing changes unless the task still carries that mark. False when
@@ -300,7 +310,10 @@ class Store(Protocol):
     async def record_callback(
         self, task_id: str, *, at: float, content_type: str | None, body: bytes, claimed_status: str | None
     ) -> bool: ...
-    async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]: ...
+    async def claim_polls(self, now: float, limit: int, *, owner: str, lease: float) -> list[PollJob]:
+        """Claim tasks at Wiro whose next look is due, earliest first, for ``lease`` seconds."""
+        ...
+
     async def apply_observation(
         self,
         task_id: str,
@@ -311,12 +324,11 @@ class Store(Protocol):
         next_poll_at: float | None,
         poll_attempts: int | None = None,
         looked_at: float | None = None,
+        owner: str | None = None,
     ) -> Task | None: ...
-    async def due_deadlines(
-        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
-    ) -> list[Task]:
-        """Live tasks past ``deadline_at``, earliest first; never a queued task whose Run may have
-        reached Wiro (the reconcile decides about it), nor those in ``exclude``."""
+    async def claim_deadlines(self, now: float, limit: int, *, owner: str, lease: float) -> list[Task]:
+        """Claim live tasks past ``deadline_at``, earliest first; never a queued task whose Run may have
+        reached Wiro (the reconcile decides about it), nor one another owner has in hand."""
         ...
 
     async def expire_unsent(self, task_id: str, *, at: float, error: dict[str, Any]) -> Task | None:

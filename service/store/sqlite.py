@@ -40,6 +40,9 @@ _CALLBACK_BATCH = 500
 """Most callbacks in one group commit (well under SQLite's limit on bound parameters)."""
 _AT_WIRO = "('submitted', 'running')"
 _LOAD_TASK = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?"
+_UNCLAIMED = "(claimed_until IS NULL OR claimed_until <= ?)"
+"""Nobody has the task in hand: never claimed, its claim ended, or its claim lapsed (a dead owner)."""
+_RELEASED = "claimed_by = NULL, claimed_until = NULL"
 
 
 def _task(row: sqlite3.Row) -> Task:
@@ -115,8 +118,10 @@ class SqliteStore(WebhookQueries, SqliteBase):
         self._topics.add(Topic.EVENTS)
         if task.status is TaskStatus.QUEUED or task.status.terminal:
             self._topics.add(Topic.SUBMIT)  # one more to send, or a slot (the relay's, Wiro's) freed
-        if task.status.terminal and task.wiro_task_id is not None:
-            self._release_slot_waiter(db, at)
+        if task.status.terminal:
+            db.execute(f"UPDATE tasks SET {_RELEASED} WHERE id = ? AND claimed_by IS NOT NULL", (task_id,))
+            if task.wiro_task_id is not None:
+                self._release_slot_waiter(db, at)
         return task
 
     @staticmethod
@@ -285,49 +290,87 @@ class SqliteStore(WebhookQueries, SqliteBase):
         )
         return int(row[0]) if row else 0
 
-    async def due_submissions(self, now: float, limit: int, *, marked_only: bool = False) -> list[SubmitJob]:
-        # The loops' queries name the partial index made for each: without planner statistics SQLite
-        # would take tasks_by_status_created (status=?) and sort every live task on every pass.
-        # INDEXED BY keeps the plan, and fails loudly should the index ever go. The marked tasks
-        # (a Run may have reached Wiro) are a handful, read from their own index and sorted here.
-        # A task past its queue timeout or Cancel-After is never sent: the poller times it out. A
-        # marked one is still reconciled, since Wiro may have it.
-        index, marked = (
-            ("tasks_run_in_flight", "AND run_started_at IS NOT NULL ")
-            if marked_only
-            else ("tasks_submit_due", "")
-        )
-        rows = await fetch_all(
-            self._r,
-            f"SELECT {_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses, "
-            "wiro_callback_url, reconcile_offset "
-            f"FROM tasks INDEXED BY {index} WHERE status = 'queued' {marked}"
-            "AND next_attempt_at <= ? AND (run_started_at IS NOT NULL OR deadline_at > ?) "
-            "ORDER BY next_attempt_at, id LIMIT ?",
-            (now, now, limit),
-        )
-        return [
-            SubmitJob(
-                _task(r),
-                r["submit_attempts"],
-                r["run_started_at"],
-                r["reconcile_misses"],
-                callback_url=r["wiro_callback_url"],
-                reconcile_offset=r["reconcile_offset"],
+    async def claim_submissions(
+        self, now: float, limit: int, *, owner: str, lease: float, cap: int
+    ) -> list[SubmitJob]:
+        # Read and claimed in one write transaction, so the room under the cap and the claims are
+        # one decision: a task is in flight while it is at Wiro, while a Run may have reached Wiro
+        # (run_started_at), and while a claim to send it holds. The loops' queries name the partial
+        # index made for each (without planner statistics SQLite would sort every live task); the
+        # marked tasks, reconciled whatever the room, are a handful read from their own index.
+        # A task past its queue timeout or Cancel-After is never sent: the poller times it out.
+        def work(db: sqlite3.Connection) -> list[SubmitJob]:
+            columns = (
+                f"{_TASK_COLUMNS}, submit_attempts, run_started_at, reconcile_misses, "
+                "wiro_callback_url, reconcile_offset"
             )
-            for r in rows
-        ]
+            marked = db.execute(
+                f"SELECT {columns} FROM tasks INDEXED BY tasks_run_in_flight WHERE status = 'queued' "
+                f"AND run_started_at IS NOT NULL AND next_attempt_at <= ? AND {_UNCLAIMED} "
+                "ORDER BY next_attempt_at, id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            room = limit - len(marked)
+            if cap:
+                row = db.execute(
+                    f"SELECT (SELECT COUNT(*) FROM tasks WHERE status IN {_AT_WIRO}) + "
+                    "(SELECT COUNT(*) FROM tasks INDEXED BY tasks_run_in_flight "
+                    " WHERE status = 'queued' AND run_started_at IS NOT NULL) + "
+                    "(SELECT COUNT(*) FROM tasks INDEXED BY tasks_claimed WHERE claimed_by IS NOT NULL "
+                    " AND claimed_until > ? AND status = 'queued' AND run_started_at IS NULL)",
+                    (now,),
+                ).fetchone()
+                room = min(room, cap - int(row[0]))
+            plain = []
+            if room > 0:
+                plain = db.execute(
+                    f"SELECT {columns} FROM tasks INDEXED BY tasks_submit_due WHERE status = 'queued' "
+                    "AND run_started_at IS NULL AND next_attempt_at <= ? AND deadline_at > ? "
+                    f"AND {_UNCLAIMED} ORDER BY next_attempt_at, id LIMIT ?",
+                    (now, now, now, room),
+                ).fetchall()
+            rows = [*marked, *plain]
+            self._claim(db, [r["id"] for r in rows], owner, now + lease)
+            return [
+                SubmitJob(
+                    _task(r),
+                    r["submit_attempts"],
+                    r["run_started_at"],
+                    r["reconcile_misses"],
+                    callback_url=r["wiro_callback_url"],
+                    reconcile_offset=r["reconcile_offset"],
+                )
+                for r in rows
+            ]
 
-    async def note_run_started(self, task_id: str, at: float, *, callback_url: str) -> bool:
+        return await self._write(work)
+
+    @staticmethod
+    def _claim(db: sqlite3.Connection, ids: list[str], owner: str, until: float) -> None:
+        db.executemany(
+            "UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+            [(owner, until, i) for i in ids],
+        )
+
+    async def release_claim(self, task_id: str, owner: str) -> None:
+        await self._write(
+            lambda db: db.execute(
+                f"UPDATE tasks SET {_RELEASED} WHERE id = ? AND claimed_by = ?", (task_id, owner)
+            )
+        )
+
+    async def note_run_started(self, task_id: str, at: float, *, callback_url: str, owner: str) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            # The compare-and-set that makes a Run once-only: it succeeds for one caller only, and
-            # never while an earlier Run is outstanding (run_started_at set) or a cancel is asked for.
+            # The compare-and-set that makes a Run once-only: it succeeds for the claim's owner only,
+            # and never while an earlier Run is outstanding (run_started_at set) or a cancel is asked
+            # for. The claim stays while the Run is on its way.
             cur = db.execute(
                 "UPDATE tasks SET run_started_at = ?, wiro_callback_url = ?, reconcile_offset = 0, "
                 "reconcile_misses = 0, run_unresolved_at = NULL, waiting_for_slot = 0, "
                 "submit_attempts = submit_attempts + 1 "
-                "WHERE id = ? AND status = 'queued' AND cancel_requested = 0 AND run_started_at IS NULL",
-                (at, callback_url, task_id),
+                "WHERE id = ? AND status = 'queued' AND cancel_requested = 0 AND run_started_at IS NULL "
+                "AND claimed_by = ?",
+                (at, callback_url, task_id, owner),
             )
             return cur.rowcount > 0
 
@@ -364,7 +407,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "UPDATE tasks SET status = 'submitted', wiro_task_id = ?, wiro_socket_token = ?, "
                 "submitted_at = ?, updated_at = ?, "
                 "poll_at = CASE WHEN cancel_requested = 1 THEN ? ELSE ? END, next_attempt_at = NULL, "
-                "run_unresolved_at = NULL, waiting_for_slot = 0, "
+                f"run_unresolved_at = NULL, waiting_for_slot = 0, {_RELEASED}, "
                 # At Wiro, the run deadline (from now) and Cancel-After apply; the queue timeout no more.
                 "deadline_at = MIN(? + run_timeout_seconds, "
                 "COALESCE(cancel_after_at, ? + run_timeout_seconds)) "
@@ -396,6 +439,7 @@ class SqliteStore(WebhookQueries, SqliteBase):
         waiting_for_slot: bool = False,
         reconcile_offset: int | None = None,
         unresolved: bool = False,
+        owner: str | None = None,
     ) -> bool:
         def work(db: sqlite3.Connection) -> bool:
             cur = db.execute(
@@ -404,14 +448,16 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 "reconcile_misses = CASE WHEN ? THEN reconcile_misses + 1 "
                 "WHEN ? THEN 0 ELSE reconcile_misses END, "
                 "reconcile_offset = CASE WHEN ? THEN 0 ELSE COALESCE(?, reconcile_offset) END, "
-                "waiting_for_slot = ?, "
+                f"waiting_for_slot = ?, {_RELEASED}, "
                 "run_unresolved_at = CASE WHEN ? THEN NULL WHEN ? THEN COALESCE(run_unresolved_at, ?) "
                 "ELSE run_unresolved_at END "
-                "WHERE id = ? AND status = 'queued' AND (? IS NULL OR run_started_at = ?)",
+                "WHERE id = ? AND status = 'queued' AND (? IS NULL OR run_started_at = ?) "
+                "AND (? IS NULL OR claimed_by = ?)",
                 (
                     next_attempt_at, at, clear_run_started, reconcile_miss, clear_run_started,
                     clear_run_started, reconcile_offset, int(waiting_for_slot),
                     clear_run_started, unresolved, at, task_id, run_started_at, run_started_at,
+                    owner, owner,
                 ),
             )  # fmt: skip
             if cur.rowcount == 0:
@@ -582,30 +628,31 @@ class SqliteStore(WebhookQueries, SqliteBase):
                 (p.at, p.at, p.at, self.callback_confirm_interval, p.task_id),
             )
 
-    async def due_polls(self, now: float, limit: int, exclude: frozenset[str]) -> list[PollJob]:
-        rows = await fetch_all(
-            self._r,
-            "SELECT id, wiro_task_id, status, poll_attempts, submitted_at, deadline_at, last_callback_at, "
-            "last_detail_at, cancel_requested FROM tasks INDEXED BY tasks_poll_due "
-            f"WHERE status IN {_AT_WIRO} AND poll_at <= ? ORDER BY poll_at LIMIT ?",
-            (now, limit + len(exclude)),
-        )
-        jobs = [
-            PollJob(
-                task_id=r["id"],
-                wiro_task_id=r["wiro_task_id"],
-                status=TaskStatus(r["status"]),
-                poll_attempts=r["poll_attempts"],
-                submitted_at=r["submitted_at"],
-                deadline_at=r["deadline_at"],
-                last_callback_at=r["last_callback_at"],
-                last_detail_at=r["last_detail_at"],
-                cancel_requested=bool(r["cancel_requested"]),
-            )
-            for r in rows
-            if r["id"] not in exclude
-        ]
-        return jobs[:limit]
+    async def claim_polls(self, now: float, limit: int, *, owner: str, lease: float) -> list[PollJob]:
+        def work(db: sqlite3.Connection) -> list[PollJob]:
+            rows = db.execute(
+                "SELECT id, wiro_task_id, status, poll_attempts, submitted_at, deadline_at, "
+                "last_callback_at, last_detail_at, cancel_requested FROM tasks INDEXED BY tasks_poll_due "
+                f"WHERE status IN {_AT_WIRO} AND poll_at <= ? AND {_UNCLAIMED} ORDER BY poll_at LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            self._claim(db, [r["id"] for r in rows], owner, now + lease)
+            return [
+                PollJob(
+                    task_id=r["id"],
+                    wiro_task_id=r["wiro_task_id"],
+                    status=TaskStatus(r["status"]),
+                    poll_attempts=r["poll_attempts"],
+                    submitted_at=r["submitted_at"],
+                    deadline_at=r["deadline_at"],
+                    last_callback_at=r["last_callback_at"],
+                    last_detail_at=r["last_detail_at"],
+                    cancel_requested=bool(r["cancel_requested"]),
+                )
+                for r in rows
+            ]
+
+        return await self._write(work)
 
     async def apply_observation(
         self,
@@ -617,8 +664,10 @@ class SqliteStore(WebhookQueries, SqliteBase):
         next_poll_at: float | None,
         poll_attempts: int | None = None,
         looked_at: float | None = None,
+        owner: str | None = None,
     ) -> Task | None:
-        """Record what Wiro said; move the task if that is a forward step; schedule the next look.
+        """Record what Wiro said; move the task if that is a forward step; schedule the next look;
+        end ``owner``'s claim on the task (the look is done).
 
         ``looked_at`` is when the Task/Detail call this answers was made: a callback that arrived
         since makes the next look due at once, because Wiro may have moved on since the detail was
@@ -627,6 +676,8 @@ class SqliteStore(WebhookQueries, SqliteBase):
         """
 
         def work(db: sqlite3.Connection) -> Task | None:
+            if owner is not None:
+                db.execute(f"UPDATE tasks SET {_RELEASED} WHERE id = ? AND claimed_by = ?", (task_id, owner))
             row = db.execute("SELECT status, wiro_status FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 return None
@@ -681,17 +732,18 @@ class SqliteStore(WebhookQueries, SqliteBase):
 
         return await self._write(work)
 
-    async def due_deadlines(
-        self, now: float, limit: int, exclude: frozenset[str] = frozenset()
-    ) -> list[Task]:
-        rows = await fetch_all(
-            self._r,
-            f"SELECT {_TASK_COLUMNS} FROM tasks INDEXED BY tasks_deadline "
-            f"WHERE status IN {_LIVE} AND deadline_at <= ? "
-            "AND NOT (status = 'queued' AND run_started_at IS NOT NULL) ORDER BY deadline_at LIMIT ?",
-            (now, limit + len(exclude)),
-        )
-        return [_task(r) for r in rows if r["id"] not in exclude][:limit]
+    async def claim_deadlines(self, now: float, limit: int, *, owner: str, lease: float) -> list[Task]:
+        def work(db: sqlite3.Connection) -> list[Task]:
+            rows = db.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks INDEXED BY tasks_deadline "
+                f"WHERE status IN {_LIVE} AND deadline_at <= ? AND {_UNCLAIMED} "
+                "AND NOT (status = 'queued' AND run_started_at IS NOT NULL) ORDER BY deadline_at LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            self._claim(db, [r["id"] for r in rows], owner, now + lease)
+            return [_task(r) for r in rows]
+
+        return await self._write(work)
 
     async def expire_unsent(self, task_id: str, *, at: float, error: dict[str, Any]) -> Task | None:
         def work(db: sqlite3.Connection) -> Task | None:

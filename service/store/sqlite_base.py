@@ -9,7 +9,8 @@ loops and the event stream wake at once instead of at their next tick.
 One process per file: SQLite serialises writers, but the relay's loops also keep their claims on
 work in memory, so a second relay on the same file would send the same Runs. ``open`` takes an
 exclusive lock on ``<file>.lock`` (``flock``: the kernel drops it when the process dies, however it
-dies) and refuses with ``DatabaseBusy`` while another process holds it.
+dies) and refuses with ``DatabaseBusy`` while another process holds it; holding it, it ends the
+claims (``tasks.claimed_by``, ``deliveries.claimed_by``) a dead predecessor left, at once.
 
 A write transaction is a plain function of a ``sqlite3.Connection``, run whole on the writer's
 thread (``SqliteBase._write``): one round trip from the event loop, however many statements it has.
@@ -191,6 +192,14 @@ class SqliteBase:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode = WAL")
             applied = await migrate.apply(self._writer, migrate.load_migrations()) if apply_migrations else []
+            if self._lock is not None and apply_migrations:
+                # This process holds the file: a claim still in it is a dead predecessor's, and its
+                # work resumes now rather than when the claim would lapse.
+                for table in ("tasks", "deliveries"):
+                    await self._writer.execute(
+                        f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL "
+                        "WHERE claimed_by IS NOT NULL"
+                    )
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only = ON")
         except BaseException:

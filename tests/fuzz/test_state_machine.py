@@ -38,6 +38,7 @@ from service.store.base import NewTask
 from service.store.sqlite import SqliteStore
 from service.wiro.types import RUNNING_STATUSES, RunResult, TaskDetail
 from tests.fuzz.budget import SEED, examples, fuzz_settings
+from tests.store.test_contract import OWNER, mark_run
 
 T = TypeVar("T")
 Q, S, R = TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING
@@ -139,9 +140,7 @@ class TaskLife(RuleBasedStateMachine):
 
     @rule()
     def run_on_its_way(self) -> None:
-        started = self.runner.run(
-            self.runner.store.note_run_started(self.task_id, self._at(), callback_url="https://cb/x")
-        )
+        started = self.runner.run(mark_run(self.runner.store, self.task_id, self._at(), "https://cb/x"))
         # A compare-and-set: never while an earlier Run is outstanding.
         assert started == (self.status is Q and not self.cancel_requested and not self.run_started)
         self.run_started = self.run_started or started
@@ -275,11 +274,13 @@ class TaskLife(RuleBasedStateMachine):
         else:
             assert task.completed_at is None
         # Nothing is ever due for a task that has finished, and only a task at Wiro is polled.
-        polls = self.runner.run(store.due_polls(FAR_FUTURE, limit=1000, exclude=frozenset()))
+        polls = self.runner.run(store.claim_polls(FAR_FUTURE, 1000, owner=OWNER, lease=0.0))
         assert (self.task_id in {p.task_id for p in polls}) == (task.status in (S, R))
-        submissions = self.runner.run(store.due_submissions(FAR_FUTURE, limit=1000))
+        submissions = self.runner.run(
+            store.claim_submissions(FAR_FUTURE, 1000, owner=OWNER, lease=0.0, cap=0)
+        )
         assert self.task_id not in {job.task.id for job in submissions} or task.status is Q
-        deadlines = self.runner.run(store.due_deadlines(FAR_FUTURE, limit=1000))
+        deadlines = self.runner.run(store.claim_deadlines(FAR_FUTURE, 1000, owner=OWNER, lease=0.0))
         reconciling = task.status is Q and self.run_started
         assert (self.task_id in {t.id for t in deadlines}) == (
             task.status not in TERMINAL and not reconciling

@@ -11,14 +11,14 @@ from service.models import Source
 from service.store import SqliteStore
 from service.wiro.types import RunResult
 from tests.relay.conftest import Faults, Stack, StackFactory
-from tests.store.test_contract import CALLBACK_URL, new_task
+from tests.store.test_contract import CALLBACK_URL, OWNER, mark_run, new_task
 
 LONE_SURROGATE = b'{"status": "\\ud800", "tasklist": []}'
 
 
 async def _submitted(store: SqliteStore, n: int) -> str:
     task, _ = await store.create_task(new_task(1000.0 + n))
-    assert await store.note_run_started(task.id, 1001.0 + n, callback_url=CALLBACK_URL)
+    assert await mark_run(store, task.id, 1001.0 + n, CALLBACK_URL)
     await store.record_submitted(
         task.id, RunResult(f"w-{n}", "tok"), at=1002.0 + n, poll_at=9999.0, source=Source.SUBMIT
     )
@@ -49,7 +49,7 @@ async def test_one_odd_callback_never_fails_the_batch_it_shares(tmp_path: Path) 
         results = await asyncio.gather(*pending, return_exceptions=True)
         assert [r for r in results if isinstance(r, BaseException)] == []
         assert results == [True] * 9
-        due = await store.due_polls(2000.0 + 1, 20, frozenset())
+        due = await store.claim_polls(2000.0 + 1, 20, owner=OWNER, lease=0.0)
         assert sorted(j.task_id for j in due) == sorted(ids)
     finally:
         await store.close()

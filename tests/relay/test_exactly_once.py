@@ -227,7 +227,7 @@ async def _refused_for_now(s: Stack, task_id: str) -> bool:
     return any("Run refused for now" in (e["note"] or "") for e in task["timeline"])
 
 
-async def test_two_stores_on_one_file_mark_a_run_once(tmp_path: Path) -> None:
+async def test_two_stores_on_one_file_claim_and_mark_a_run_once(tmp_path: Path) -> None:
     # Two writers on one file (what two processes would be) race to mark the same task: exactly one
     # may send its Run, and the one that did cannot mark it again while its Run is outstanding.
     first, second = (SqliteStore(tmp_path / "relay.db", exclusive=False) for _ in range(2))
@@ -235,12 +235,24 @@ async def test_two_stores_on_one_file_mark_a_run_once(tmp_path: Path) -> None:
     await second.open()
     try:
         task, _ = await first.create_task(new_task())
+        # Both race for the task: one claim gets it; then both race for the Run mark.
+        claims = await asyncio.gather(
+            first.claim_submissions(1001.0, 10, owner="first", lease=60.0, cap=0),
+            second.claim_submissions(1001.0, 10, owner="second", lease=60.0, cap=0),
+        )
+        assert sorted(len(c) for c in claims) == [0, 1]
         marks = await asyncio.gather(
-            first.note_run_started(task.id, 1001.0, callback_url="https://relay.example/cb/1"),
-            second.note_run_started(task.id, 1001.0, callback_url="https://relay.example/cb/2"),
+            first.note_run_started(task.id, 1001.0, callback_url="https://relay.example/cb/1", owner="first"),
+            second.note_run_started(
+                task.id, 1001.0, callback_url="https://relay.example/cb/2", owner="second"
+            ),
         )
         assert sorted(marks) == [False, True]
-        assert not await first.note_run_started(task.id, 1002.0, callback_url="https://relay.example/cb/3")
+        holder = "first" if claims[0] else "second"
+        store = first if claims[0] else second
+        assert not await store.note_run_started(
+            task.id, 1002.0, callback_url="https://relay.example/cb/3", owner=holder
+        )
     finally:
         await first.close()
         await second.close()

@@ -128,7 +128,7 @@ CREATE TABLE tasks (
     last_callback_at  REAL,
     last_detail_at    REAL,                        -- when the last Task/Detail for it started
     cancel_requested  INTEGER NOT NULL DEFAULT 0
-, wiro_callback_url TEXT, reconcile_offset INTEGER NOT NULL DEFAULT 0, run_unresolved_at REAL, waiting_for_slot INTEGER NOT NULL DEFAULT 0, callbacks_kept INTEGER NOT NULL DEFAULT 0, callback_bytes INTEGER NOT NULL DEFAULT 0, callbacks_dropped INTEGER NOT NULL DEFAULT 0, queue_deadline_at REAL, cancel_after_at REAL, run_timeout_seconds REAL NOT NULL DEFAULT 14400) STRICT;
+, wiro_callback_url TEXT, reconcile_offset INTEGER NOT NULL DEFAULT 0, run_unresolved_at REAL, waiting_for_slot INTEGER NOT NULL DEFAULT 0, callbacks_kept INTEGER NOT NULL DEFAULT 0, callback_bytes INTEGER NOT NULL DEFAULT 0, callbacks_dropped INTEGER NOT NULL DEFAULT 0, queue_deadline_at REAL, cancel_after_at REAL, run_timeout_seconds REAL NOT NULL DEFAULT 14400, claimed_by TEXT, claimed_until REAL) STRICT;
 
 -- index callbacks_by_task
 CREATE INDEX callbacks_by_task ON callbacks (task_id, id);
@@ -174,6 +174,9 @@ CREATE INDEX tasks_by_model_created ON tasks (model, created_at DESC, id DESC);
 
 -- index tasks_by_status_created
 CREATE INDEX tasks_by_status_created ON tasks (status, created_at DESC, id DESC);
+
+-- index tasks_claimed
+CREATE INDEX tasks_claimed ON tasks (claimed_until) WHERE claimed_by IS NOT NULL;
 
 -- index tasks_deadline
 CREATE INDEX tasks_deadline ON tasks (deadline_at) WHERE status IN ('queued', 'submitted', 'running');

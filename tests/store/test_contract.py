@@ -15,6 +15,14 @@ from service.store.base import Subscription
 from service.wiro.types import Output, RunResult
 
 CALLBACK_URL = "https://relay.example/callbacks/wiro/task_x/token"
+OWNER = "test"
+"""The owner of the claims the tests take. Lease 0: a claim that lapses at once, a look at what is due."""
+
+
+async def mark_run(store: Store, task_id: str, at: float, callback_url: str = CALLBACK_URL) -> bool:
+    """Claim what is due at ``at`` and mark the task's Run as leaving, as the submitter does."""
+    await store.claim_submissions(at, 1000, owner=OWNER, lease=0.0, cap=0)
+    return await store.note_run_started(task_id, at, callback_url=callback_url, owner=OWNER)
 
 
 @pytest.fixture(params=["sqlite"])
@@ -48,7 +56,7 @@ def event_types(path: Path, task_id: str) -> list[str]:
 
 async def submitted(store: Store, at: float = 1000.0) -> str:
     task, _ = await store.create_task(new_task(at))
-    assert await store.note_run_started(task.id, at + 1, callback_url=CALLBACK_URL)
+    assert await mark_run(store, task.id, at + 1, CALLBACK_URL)
     await store.record_submitted(
         task.id, RunResult("w-1", "tok"), at=at + 2, poll_at=at + 100, source=Source.SUBMIT
     )
@@ -138,10 +146,10 @@ async def test_summary_counts_states_and_adds_cost(store: Store) -> None:
 async def test_a_run_mark_blocks_a_local_cancel_and_counts_in_flight(store: Store) -> None:
     task, _ = await store.create_task(new_task())
     assert await store.in_flight_count() == 0
-    assert await store.note_run_started(task.id, 1001.0, callback_url=CALLBACK_URL)
+    assert await mark_run(store, task.id, 1001.0, CALLBACK_URL)
     assert await store.in_flight_count() == 1
     assert await store.cancel_unsent(task.id, 1002.0) is None
-    jobs = await store.due_submissions(2000.0, 10)
+    jobs = await store.claim_submissions(2000.0, 10, owner=OWNER, lease=0.0, cap=0)
     assert jobs[0].run_started_at == 1001.0
 
 
@@ -150,7 +158,7 @@ async def test_a_local_cancel_stops_a_later_run_mark(store: Store) -> None:
     cancelled = await store.cancel_unsent(task.id, 1001.0)
     assert cancelled is not None
     assert cancelled.status is TaskStatus.CANCELLED
-    assert not await store.note_run_started(task.id, 1002.0, callback_url=CALLBACK_URL)
+    assert not await mark_run(store, task.id, 1002.0, CALLBACK_URL)
     assert (
         await store.record_submitted(task.id, RunResult("w", "t"), at=1003, poll_at=1, source=Source.SUBMIT)
         is None
@@ -159,12 +167,12 @@ async def test_a_local_cancel_stops_a_later_run_mark(store: Store) -> None:
 
 async def test_deferral_schedules_the_next_attempt(store: Store) -> None:
     task, _ = await store.create_task(new_task())
-    await store.note_run_started(task.id, 1001.0, callback_url=CALLBACK_URL)
+    await mark_run(store, task.id, 1001.0, CALLBACK_URL)
     await store.defer_submission(
         task.id, at=1002.0, next_attempt_at=1500.0, note="code 96", clear_run_started=True
     )
-    assert await store.due_submissions(1499.0, 10) == []
-    (job,) = await store.due_submissions(1500.0, 10)
+    assert await store.claim_submissions(1499.0, 10, owner=OWNER, lease=0.0, cap=0) == []
+    (job,) = await store.claim_submissions(1500.0, 10, owner=OWNER, lease=0.0, cap=0)
     assert job.run_started_at is None
     assert job.attempts == 1
 
@@ -175,14 +183,18 @@ async def test_callbacks_are_kept_and_make_only_live_tasks_due(store: SqliteStor
         queued.id, at=1.0, content_type=None, body=b"x", claimed_status=None
     )
     task_id = await submitted(store)
-    assert await store.due_polls(1050.0, 10, frozenset()) == []
+    assert await store.claim_polls(1050.0, 10, owner=OWNER, lease=0.0) == []
     assert await store.record_callback(
         task_id, at=1050.0, content_type="application/json", body=b'{"status":"task_postprocess_end"}',
         claimed_status="task_postprocess_end",
     )  # fmt: skip
-    (job,) = await store.due_polls(1050.0, 10, frozenset())
+    (job,) = await store.claim_polls(1050.0, 10, owner=OWNER, lease=0.0)
     assert job.after_callback
-    assert await store.due_polls(1050.0, 10, frozenset({task_id})) == []
+    # Claimed with a lease, it is nobody else's until the lease lapses.
+    (held,) = await store.claim_polls(1050.0, 10, owner="poller-a", lease=30.0)
+    assert await store.claim_polls(1060.0, 10, owner="poller-b", lease=30.0) == []
+    (taken_over,) = await store.claim_polls(1080.0, 10, owner="poller-b", lease=30.0)
+    assert held.task_id == taken_over.task_id == task_id
     with pytest.raises(TaskNotFound):
         await store.record_callback("task_nope", at=1.0, content_type=None, body=b"", claimed_status=None)
     with sqlite3.connect(store.path) as db:
@@ -197,15 +209,15 @@ async def test_a_callback_during_a_look_makes_the_next_look_due_at_once(store: S
     await store.apply_observation(
         task_id, running, source=Source.CALLBACK, at=1061.0, next_poll_at=1200.0, looked_at=1060.0
     )
-    assert await store.due_polls(1199.0, 10, frozenset()) == []
-    (job,) = await store.due_polls(1200.0, 10, frozenset())
+    assert await store.claim_polls(1199.0, 10, owner=OWNER, lease=0.0) == []
+    (job,) = await store.claim_polls(1200.0, 10, owner=OWNER, lease=0.0)
     assert not job.after_callback
     # A callback while the look was in flight: Wiro may have moved on since, so look again now.
     await store.record_callback(task_id, at=1301.0, content_type=None, body=b"{}", claimed_status=None)
     await store.apply_observation(
         task_id, running, source=Source.POLL, at=1302.0, next_poll_at=1500.0, looked_at=1300.0
     )
-    (job,) = await store.due_polls(1302.0, 10, frozenset())
+    (job,) = await store.claim_polls(1302.0, 10, owner=OWNER, lease=0.0)
     assert job.after_callback
 
 
@@ -247,14 +259,14 @@ async def test_observations_only_move_forward_and_write_one_event_each(store: Sq
     assert (final.wiro_status, final.updated_at) == ("task_postprocess_end", 1200.0)
     seen = [(e["source"], e["wiro_status"]) for e in final.timeline if e["wiro_status"]]
     assert seen == [("poll", "task_start"), ("callback", "task_postprocess_end"), ("poll", "task_cancel")]
-    assert await store.due_polls(10_000.0, 10, frozenset()) == []
+    assert await store.claim_polls(10_000.0, 10, owner=OWNER, lease=0.0) == []
 
 
 async def test_deadlines_find_live_tasks_only(store: Store) -> None:
     late, _ = await store.create_task(new_task(at=0.0))
     done, _ = await store.create_task(new_task(at=0.0))
     await store.finish(done.id, TaskStatus.FAILED, at=1.0, source=Source.SUBMIT)
-    assert [t.id for t in await store.due_deadlines(3600.0, 10)] == [late.id]
+    assert [t.id for t in await store.claim_deadlines(3600.0, 10, owner=OWNER, lease=0.0)] == [late.id]
 
 
 async def test_events_are_a_global_increasing_log_with_filters(store: Store) -> None:

@@ -12,7 +12,7 @@ from service.deadlines import QUEUE_TIMEOUT, limits_for
 from service.models import Source, TaskStatus, new_id
 from service.store import NewTask, SqliteStore, migrate
 from service.wiro.types import RunResult
-from tests.store.test_contract import CALLBACK_URL
+from tests.store.test_contract import CALLBACK_URL, OWNER, mark_run
 
 
 def new_task(*, queue_timeout: float = 600.0, cancel_after: float | None = None) -> NewTask:
@@ -28,17 +28,19 @@ def new_task(*, queue_timeout: float = 600.0, cancel_after: float | None = None)
 async def test_a_task_past_its_queue_limit_is_not_sent_unless_a_run_may_have_left(store: SqliteStore) -> None:
     waiting, _ = await store.create_task(new_task())
     marked, _ = await store.create_task(new_task())
-    assert await store.note_run_started(marked.id, 1001.0, callback_url=CALLBACK_URL)
-    due = {job.task.id for job in await store.due_submissions(1599.0, limit=10)}
+    assert await mark_run(store, marked.id, 1001.0, CALLBACK_URL)
+    due = {job.task.id for job in await store.claim_submissions(1599.0, 10, owner=OWNER, lease=0.0, cap=0)}
     assert due == {waiting.id, marked.id}
     # Past the queue deadline (1600) only the marked one is read: it is reconciled, never dropped.
-    assert [job.task.id for job in await store.due_submissions(1600.0, limit=10)] == [marked.id]
-    assert [t.id for t in await store.due_deadlines(1600.0, limit=10)] == [waiting.id]
+    assert [
+        job.task.id for job in await store.claim_submissions(1600.0, 10, owner=OWNER, lease=0.0, cap=0)
+    ] == [marked.id]
+    assert [t.id for t in await store.claim_deadlines(1600.0, 10, owner=OWNER, lease=0.0)] == [waiting.id]
     assert await store.expire_unsent(marked.id, at=1600.0, error=dict(QUEUE_TIMEOUT)) is None
     ended = await store.expire_unsent(waiting.id, at=1600.0, error=dict(QUEUE_TIMEOUT))
     assert ended is not None
     assert (ended.status, ended.error, ended.completed_at) == (TaskStatus.TIMED_OUT, QUEUE_TIMEOUT, 1600.0)
-    assert await store.due_deadlines(10_000.0, limit=10) == []
+    assert await store.claim_deadlines(10_000.0, 10, owner=OWNER, lease=0.0) == []
 
 
 async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStore) -> None:
@@ -50,8 +52,8 @@ async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStor
     submitted = await store.get_task(task.id)
     assert submitted is not None
     assert submitted.deadline_at == 2300.0  # submitted_at + run_timeout_seconds
-    assert await store.due_deadlines(2299.0, limit=10) == []
-    assert [t.id for t in await store.due_deadlines(2300.0, limit=10)] == [task.id]
+    assert await store.claim_deadlines(2299.0, 10, owner=OWNER, lease=0.0) == []
+    assert [t.id for t in await store.claim_deadlines(2300.0, 10, owner=OWNER, lease=0.0)] == [task.id]
 
 
 async def test_cancel_after_caps_both_queue_and_run(store: SqliteStore) -> None:
@@ -68,8 +70,10 @@ async def test_cancel_after_caps_both_queue_and_run(store: SqliteStore) -> None:
 async def test_a_task_with_no_limit_while_queued_has_no_deadline(store: SqliteStore) -> None:
     task, _ = await store.create_task(new_task(queue_timeout=0.0))
     assert task.deadline_at is None
-    assert await store.due_deadlines(1e12, limit=10) == []
-    assert [job.task.id for job in await store.due_submissions(1e12, limit=10)] == [task.id]
+    assert await store.claim_deadlines(1e12, 10, owner=OWNER, lease=0.0) == []
+    assert [
+        job.task.id for job in await store.claim_submissions(1e12, 10, owner=OWNER, lease=0.0, cap=0)
+    ] == [task.id]
 
 
 async def test_the_migration_keeps_the_deadlines_of_tasks_accepted_before(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from service.models import Source, TaskStatus
 from service.notify import LocalNotifier, Topic
 from service.store import SqliteStore
 from service.wiro.types import RunResult
-from tests.store.test_contract import new_task
+from tests.store.test_contract import mark_run, new_task
 
 
 def count(path: Path, table: str) -> int:
@@ -57,7 +57,7 @@ async def test_each_commit_tells_the_topics_it_made_due(store: SqliteStore) -> N
     store.notifier = told = Told()
     task, _ = await store.create_task(new_task())
     assert told.commits[-1] == {Topic.EVENTS, Topic.SUBMIT}  # an event, and a task to send
-    assert await store.note_run_started(task.id, 1001.0, callback_url="https://relay.example/cb")
+    assert await mark_run(store, task.id, 1001.0, "https://relay.example/cb")
     await store.record_submitted(
         task.id, RunResult("w-1", "tok"), at=1002.0, poll_at=1100.0, source=Source.SUBMIT
     )
