@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api.errors import error_response
+from service.api.spec import undocumented
 from service.api.validate import is_text
 from service.relay import Relay
 
@@ -50,6 +51,7 @@ async def _authentic(relay: Relay, task_id: str, token: str) -> bool:
     return hmac.compare_digest(sent.rsplit("/", 1)[-1].encode(), token.encode(errors="replace"))
 
 
+@undocumented("Wiro's callbacks are not part of the API: their URL is the credential")
 async def wiro_callback(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     task_id = request.path_params["task_id"]

@@ -10,13 +10,13 @@ from starlette.routing import Route
 
 from service.api.errors import ApiError
 from service.api.params import decode_cursor, encode_cursor, limit, only
+from service.api.spec import PAGE_LIMIT, Answer, Query, operation
 from service.models import EVENT_TYPES
 from service.relay import Relay
 from service.store.base import Delivery, DeliveryQuery
 from service.views import rfc3339
 
 STATUSES = ("pending", "succeeded", "failed")
-_PARAMS = {"subscription_id", "status", "event_type", "task_id", "limit", "cursor"}
 
 
 def _relay(request: Request) -> Relay:
@@ -47,7 +47,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
 
 
 def _query(request: Request) -> DeliveryQuery:
-    only(request, _PARAMS)
+    only(request)
     params = request.query_params
     statuses = tuple(dict.fromkeys(p.strip() for raw in params.getlist("status") for p in raw.split(",")))
     bad = [s for s in statuses if s not in STATUSES]
@@ -69,6 +69,18 @@ def _query(request: Request) -> DeliveryQuery:
     )
 
 
+@operation(
+    "listDeliveries", "The delivery log, newest first.",
+    query=(
+        Query("subscription_id", "One subscription's deliveries."),
+        Query("status", "Comma-separated: pending, succeeded, failed."),
+        Query("event_type", "One event type."),
+        Query("task_id", "One task's deliveries."),
+        Query("limit", "Page size.", PAGE_LIMIT),
+        Query("cursor", "next_cursor of the previous page."),
+    ),
+    answers={200: Answer("A page of deliveries.", "DeliveryPage")},
+)  # fmt: skip
 async def list_deliveries(request: Request) -> JSONResponse:
     page = await _relay(request).store.list_deliveries(_query(request))
     return JSONResponse(
@@ -79,6 +91,10 @@ async def list_deliveries(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "getDelivery", "A delivery and every attempt.",
+    answers={200: Answer("The delivery.", "Delivery")}, errors=(404,),
+)  # fmt: skip
 async def get_delivery(request: Request) -> JSONResponse:
     only(request)
     found = await _relay(request).store.get_delivery(request.path_params["delivery_id"])
@@ -100,6 +116,10 @@ async def get_delivery(request: Request) -> JSONResponse:
     return JSONResponse(view)
 
 
+@operation(
+    "retryDelivery", "One more attempt now.",
+    answers={202: Answer("Due now.", "Delivery")}, errors=(404, 409),
+)  # fmt: skip
 async def retry_delivery(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)

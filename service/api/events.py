@@ -21,6 +21,7 @@ from starlette.routing import Route
 from service.api.errors import ApiError
 from service.api.params import digits, only
 from service.api.params import limit as limit_param
+from service.api.spec import Answer, Header, Query, operation
 from service.models import EVENT_TYPES
 from service.notify import Topic
 from service.relay import Relay
@@ -28,7 +29,26 @@ from service.store.base import Event
 from service.views import rfc3339
 
 MAX_LIMIT = 500
-_PARAMS = {"after", "type", "task_id", "limit"}
+FILTERS = (
+    Query("after", "Events after this seq.", {"type": "integer", "minimum": 0}),
+    Query("type", "Comma-separated event types."),
+    Query("task_id", "Only this task's events."),
+    Query("limit", "Most events.", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+)
+SSE_EVENT = {
+    "description": "One event of the stream: its seq as the id, its type as the event name, and the "
+    "event itself as JSON data.",
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": list(EVENT_TYPES)},
+        "data": {
+            "type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/Event"},
+        },
+    },
+    "required": ["id", "event", "data"],
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +67,7 @@ def _sequence(name: str, raw: str) -> int:
 
 
 def event_filter(request: Request, *, default_limit: int = 100) -> EventFilter:
-    only(request, _PARAMS)
+    only(request)
     params = request.query_params
     limit = limit_param(params.get("limit"), default=default_limit, maximum=MAX_LIMIT)
     types = tuple(
@@ -70,6 +90,10 @@ def event_view(e: Event) -> dict[str, Any]:
     }
 
 
+@operation(
+    "listEvents", "The event log after a cursor.",
+    query=FILTERS, answers={200: Answer("Events in commit order.", "EventPage")},
+)  # fmt: skip
 async def list_events(request: Request) -> JSONResponse:
     relay: Relay = request.app.state.relay
     f = event_filter(request)
@@ -79,6 +103,17 @@ async def list_events(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "streamEvents", "Server-Sent Events, resumable with Last-Event-ID.",
+    query=FILTERS,
+    headers=(Header("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}),),
+    answers={
+        200: Answer(
+            "An endless text/event-stream; comment lines keep it alive.", media_type="text/event-stream",
+            schema=SSE_EVENT,
+        )
+    },
+)  # fmt: skip
 async def stream_events(request: Request) -> StreamingResponse:
     relay: Relay = request.app.state.relay
     f = event_filter(request, default_limit=MAX_LIMIT)

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.params import only
+from service.api.spec import Answer, operation
 from service.models import TaskStatus
 from service.relay import Relay
 
@@ -24,12 +25,16 @@ def openapi_document() -> dict[str, Any]:
     return document()
 
 
+@operation("healthz", "Liveness.", answers={200: Answer("Alive.", "Health")})
 async def healthz(request: Request) -> Response:
     """Cheap liveness: the process answers."""
     only(request)
     return JSONResponse({"status": "ok"})
 
 
+@operation(
+    "readyz", "Readiness.", answers={200: Answer("Ready.", "Health"), 503: Answer("Not ready.", "Health")}
+)
 async def readyz(request: Request) -> Response:
     """Ready when the database takes writes, migrations are current and the loops are turning."""
     only(request)
@@ -40,6 +45,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
+@operation(
+    "metrics", "Prometheus metrics.",
+    answers={200: Answer("Prometheus text format.", media_type="text/plain", schema={"type": "string"})},
+)  # fmt: skip
 async def metrics(request: Request) -> Response:
     only(request)
     relay: Relay = request.app.state.relay
@@ -58,6 +67,7 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(relay.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+@operation("openapi", "This document.", answers={200: Answer("OpenAPI 3.1.", media_type="application/json")})
 async def openapi(request: Request) -> Response:
     only(request)
     return JSONResponse(openapi_document())

@@ -7,20 +7,27 @@ import base64
 import binascii
 import datetime as dt
 import math
-from collections.abc import Collection
 
 from starlette.requests import Request
 
 from service.api.errors import ApiError
+from service.api.spec import declared
 
 MAX_NAMES_SHOWN = 20
 
 
-def only(request: Request, known: Collection[str] = (), *, prefixes: tuple[str, ...] = ()) -> None:
-    """Refuse a request that carries any query parameter the route does not take (``known``, or a
-    name starting with one of ``prefixes``): ``400 unknown_parameter``, the unknown names (each cut
-    to 80 characters, at most 20 of them) in ``details.parameters``. Every route calls it first, so a
-    misspelt filter is never silently ignored and every route refuses the same way."""
+def only(request: Request) -> None:
+    """Refuse a request that carries any query parameter its route does not take: ``400
+    unknown_parameter``, the unknown names (each cut to 80 characters, at most 20 of them) in
+    ``details.parameters``. What a route takes is what its handler's ``@operation`` declares (the
+    names /openapi.json lists, and any starting with one of its ``query_prefixes``); a handler that
+    declares nothing takes none. Every route calls it first, so a misspelt filter is never silently
+    ignored and every route refuses the same way."""
+    if not request.query_params:
+        return
+    op = declared(request.scope.get("endpoint"))
+    known = op.query_names if op else frozenset()
+    prefixes = op.query_prefixes if op else ()
     unknown = sorted({n for n in request.query_params if n not in known and not n.startswith(prefixes)})
     if not unknown:
         return

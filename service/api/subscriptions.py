@@ -16,6 +16,7 @@ from starlette.routing import Route
 from service.api.bodies import parse_json_object
 from service.api.errors import ApiError
 from service.api.params import only, timestamp
+from service.api.spec import Answer, Body, operation
 from service.api.validate import validated
 from service.models import new_id
 from service.relay import Relay
@@ -83,6 +84,12 @@ async def _find(request: Request) -> Subscription:
     return sub
 
 
+@operation(
+    "createSubscription", "Subscribe a URL to events.",
+    body=Body(SubscriptionCreate),
+    answers={201: Answer("Created, with its secret (GET .../secret shows it again).", "Subscription")},
+    errors=(409, 415, 422),
+)  # fmt: skip
 async def create_subscription(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
@@ -106,17 +113,29 @@ async def create_subscription(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "listSubscriptions", "Every subscription.",
+    answers={200: Answer("The subscriptions.", "SubscriptionList")},
+)  # fmt: skip
 async def list_subscriptions(request: Request) -> JSONResponse:
     only(request)
     subs = await _relay(request).store.list_subscriptions()
     return JSONResponse({"data": [subscription_view(s) for s in subs]})
 
 
+@operation(
+    "getSubscription", "One subscription.",
+    answers={200: Answer("The subscription.", "Subscription")}, errors=(404,),
+)  # fmt: skip
 async def get_subscription(request: Request) -> JSONResponse:
     only(request)
     return JSONResponse(subscription_view(await _find(request)))
 
 
+@operation(
+    "getSubscriptionSecret", "The signing secret.",
+    answers={200: Answer("The secret.", "Secret")}, errors=(404,),
+)  # fmt: skip
 async def get_secret(request: Request) -> JSONResponse:
     only(request)
     sub = await _find(request)
@@ -125,6 +144,12 @@ async def get_secret(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "updateSubscription", "Change fields; enable or disable.",
+    body=Body(SubscriptionUpdate),
+    answers={200: Answer("Updated.", "Subscription")},
+    errors=(404, 415, 422),
+)  # fmt: skip
 async def update_subscription(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
@@ -146,6 +171,10 @@ async def update_subscription(request: Request) -> JSONResponse:
     return JSONResponse(subscription_view(sub))
 
 
+@operation(
+    "deleteSubscription", "Delete it and its deliveries.",
+    answers={204: Answer("Deleted.")}, errors=(404,),
+)  # fmt: skip
 async def delete_subscription(request: Request) -> Response:
     only(request)
     if not await _relay(request).store.delete_subscription(request.path_params["subscription_id"]):
@@ -153,6 +182,12 @@ async def delete_subscription(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    "rotateSubscriptionSecret", "A new secret; the old one signs too for a while.",
+    body=Body(SecretRotation, required=False),
+    answers={200: Answer("The new secret.", "Secret")},
+    errors=(404, 415, 422),
+)  # fmt: skip
 async def rotate_secret(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
@@ -165,6 +200,12 @@ async def rotate_secret(request: Request) -> JSONResponse:
     return JSONResponse({"secret": secret, "previous_secret_expires_at": rfc3339(now + grace)})
 
 
+@operation(
+    "recoverSubscription", "Replay failed deliveries since a time.",
+    body=Body(Recover),
+    answers={202: Answer("Queued again.", "Recovered")},
+    errors=(404, 415, 422),
+)  # fmt: skip
 async def recover(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)

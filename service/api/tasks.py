@@ -13,6 +13,7 @@ from starlette.routing import Route
 from service.api.bodies import BodyTooLarge, parse_json_object
 from service.api.errors import ApiError
 from service.api.params import decode_cursor, encode_cursor, limit, only, timestamp
+from service.api.spec import PAGE_LIMIT, Answer, Body, Header, Query, operation
 from service.api.subscriptions import refuse_destination
 from service.api.validate import refuse_non_text, validated
 from service.deadlines import CANCEL_AFTER_MAX_SECONDS, CANCEL_AFTER_MIN_SECONDS, parse_duration
@@ -31,7 +32,6 @@ _IMAGE_TYPES = {
     b"GIF89a": "image/gif",
 }
 _PLACEHOLDER_URL = "https://upload.invalid/inputImage"
-_LIST_PARAMS = {"status", "model", "created_after", "created_before", "limit", "cursor"}
 
 
 def _relay(request: Request) -> Relay:
@@ -77,6 +77,20 @@ def _cancel_after(request: Request) -> float | None:
     return seconds
 
 
+@operation(
+    "createTask", "Accept a job (JSON, or multipart with an inputImage file).",
+    headers=(
+        Header("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255}),
+        Header(
+            "Cancel-After", {"type": "string", "maxLength": 64},
+            "Cap on the task's whole life, from creation: 90s, 15m, 2h, 1h30m or bare seconds; "
+            "1 second to 30 days.",
+        ),
+    ),
+    body=Body(TaskCreate, file="inputImage"),
+    answers={202: Answer("Stored, queued for Wiro.", "Task")},
+    errors=(409, 413, 415, 422, 502, 503),
+)  # fmt: skip
 async def create_task(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
@@ -197,6 +211,10 @@ async def _upload(relay: Relay, data: bytes, name: str, kind: str) -> str:
     return uploaded.url
 
 
+@operation(
+    "getTask", "A task with its timeline.",
+    answers={200: Answer("The task.", "Task")}, errors=(404,),
+)  # fmt: skip
 async def get_task(request: Request) -> JSONResponse:
     only(request)
     task = await _relay(request).store.get_task(request.path_params["task_id"], timeline=True)
@@ -205,6 +223,11 @@ async def get_task(request: Request) -> JSONResponse:
     return JSONResponse(task_view(task))
 
 
+@operation(
+    "cancelTask", "Cancel wherever it is; idempotent.",
+    answers={200: Answer("Cancelled.", "Task"), 202: Answer("Cancel on its way to Wiro.", "Task")},
+    errors=(404, 409),
+)  # fmt: skip
 async def cancel_task(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
@@ -223,7 +246,7 @@ async def cancel_task(request: Request) -> JSONResponse:
 
 
 def task_query(request: Request) -> TaskQuery:
-    only(request, _LIST_PARAMS, prefixes=("metadata.",))
+    only(request)
     params = request.query_params
     metadata: list[tuple[str, str]] = []
     for name in params:
@@ -259,6 +282,19 @@ def task_query(request: Request) -> TaskQuery:
     )
 
 
+@operation(
+    "listTasks", "Tasks, newest first; metadata.<key>=<value> filters too.",
+    query=(
+        Query("status", "Comma-separated states."),
+        Query("model", "The model slug."),
+        Query("created_after", "RFC 3339 or Unix seconds."),
+        Query("created_before", "RFC 3339 or Unix seconds."),
+        Query("limit", "Page size.", PAGE_LIMIT),
+        Query("cursor", "next_cursor of the previous page."),
+    ),
+    query_prefixes=("metadata.",),
+    answers={200: Answer("A page of tasks.", "TaskPage")},
+)  # fmt: skip
 async def list_tasks(request: Request) -> JSONResponse:
     page = await _relay(request).store.list_tasks(task_query(request))
     return JSONResponse(
@@ -269,8 +305,13 @@ async def list_tasks(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "summarizeTasks", "Counts by state and cost over a window of creation times.",
+    query=(Query("since", "RFC 3339 or Unix seconds."), Query("until", "RFC 3339 or Unix seconds.")),
+    answers={200: Answer("The summary.", "Summary")},
+)  # fmt: skip
 async def summary(request: Request) -> JSONResponse:
-    only(request, ("since", "until"))
+    only(request)
     params = request.query_params
     since = timestamp("since", params["since"]) if "since" in params else None
     until = timestamp("until", params["until"]) if "until" in params else None
