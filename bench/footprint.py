@@ -221,7 +221,7 @@ async def loop_queries(path: Path, repeat: int = 20) -> list[LoopQuery]:
         "poller: `claim_polls(limit=16)`": lambda: store.claim_polls(now, 16, owner="footprint", lease=0.0),
         "dispatcher: `deliveries_waiting()`": lambda: store.deliveries_waiting(now, ()),
         "dispatcher: `claim_deliveries(limit=50)`": lambda: store.claim_deliveries(
-            now, 50, owner="footprint", lease=60.0, per_slot=4, busy={}
+            now, 50, owner="footprint", lease=0.0, per_slot=4
         ),
     }
     statements: list[str] = []

@@ -5,3 +5,6 @@
 ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
 ALTER TABLE tasks ADD COLUMN claimed_until REAL;
 CREATE INDEX tasks_claimed ON tasks (claimed_until) WHERE claimed_by IS NOT NULL;
+-- Deliveries in hand (migration 0005 claims them), by the same rule: counting a subscription's claims
+-- across every process is how its concurrency limit holds for all of them.
+CREATE INDEX deliveries_claimed ON deliveries (claimed_until) WHERE claimed_by IS NOT NULL;

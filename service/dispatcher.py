@@ -141,7 +141,7 @@ class Dispatcher(Loop):
                 self._waiting = blocked
                 return 0
             claimed, left = await self._store.claim_deliveries(
-                now, room, owner=self.owner, lease=self.lease, per_slot=per_slot, busy=busy
+                now, room, owner=self.owner, lease=self.lease, per_slot=per_slot
             )
         finally:
             self._passing = False

@@ -7,7 +7,7 @@ that changes a task's state writes the state, its timeline entry and its event i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -373,13 +373,12 @@ class Store(Protocol):
         owner: str,
         lease: float,
         per_slot: int,
-        busy: Mapping[str, int],
     ) -> tuple[list[Delivery], bool]:
         """Claim up to ``limit`` due deliveries for ``owner`` until ``now + lease``, oldest first. A
         delivery is claimable when it is pending, due, and not claimed or its claim has lapsed (one
-        the owner claimed before is claimed again: its lease renewed). The owner holds no more than
-        ``per_slot`` per slot (``Delivery.slot``), counting ``busy``, those it holds already. Also
-        says whether due deliveries were left: waiting for a slot, or beyond what was read."""
+        the owner claimed before is claimed again: its lease renewed). No slot (``Delivery.slot``)
+        ever has more than ``per_slot`` claims that hold, whoever holds them. Also says whether due
+        deliveries were left: waiting for a slot, or beyond what was read."""
         ...
 
     async def attempt_context(

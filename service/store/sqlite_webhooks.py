@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Any
 
@@ -187,12 +187,20 @@ class WebhookQueries(SqliteBase):
         owner: str,
         lease: float,
         per_slot: int,
-        busy: Mapping[str, int],
     ) -> tuple[list[Delivery], bool]:
         # Read and claimed in one write transaction: what is claimed is what the database holds now,
-        # whatever any reader's snapshot says, and no other claim can come in between.
+        # whatever any reader's snapshot says, and no other claim can come in between. A slot's
+        # claims are counted over every owner, so its limit holds across processes.
         def work(db: sqlite3.Connection) -> tuple[list[Delivery], bool]:
-            held = Counter(busy)
+            held: Counter[str] = Counter(
+                dict(
+                    db.execute(
+                        f"SELECT {_SLOT}, COUNT(*) FROM deliveries d INDEXED BY deliveries_claimed "
+                        "WHERE d.claimed_by IS NOT NULL AND d.claimed_until > ? GROUP BY 1",
+                        (now,),
+                    ).fetchall()
+                )
+            )
             full = [slot for slot, n in held.items() if n >= per_slot]
             slots = ", ".join("?" for _ in full)
             scan = limit * 2

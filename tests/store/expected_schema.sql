@@ -142,6 +142,9 @@ CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, status, 
 -- index deliveries_by_task
 CREATE INDEX deliveries_by_task ON deliveries (task_id, created_at DESC);
 
+-- index deliveries_claimed
+CREATE INDEX deliveries_claimed ON deliveries (claimed_until) WHERE claimed_by IS NOT NULL;
+
 -- index deliveries_due
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 
