@@ -17,6 +17,7 @@ import structlog
 from service.config import Settings
 from service.deadlines import limits_for
 from service.dispatcher import Dispatcher
+from service.errors import CancelRefused as CancelRefused  # noqa: PLC0414 - a re-export
 from service.metrics import Metrics
 from service.models import TERMINAL, Task, TaskStatus, new_id
 from service.poller import Poller
@@ -30,14 +31,6 @@ from service.wiro.errors import WiroError
 
 log = structlog.get_logger(__name__)
 _TERMINAL_EVENTS = frozenset(s.event_type for s in TERMINAL)
-
-
-class CancelRefused(Exception):
-    """The task already finished in another state."""
-
-    def __init__(self, task: Task) -> None:
-        super().__init__(f"task {task.id} already {task.status.value}")
-        self.task = task
 
 
 async def relay_secret(store: Store, configured: str | None) -> str:
