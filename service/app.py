@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import structlog
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +19,7 @@ from service import startup
 from service.api import callbacks, deliveries, events, ops, subscriptions, tasks
 from service.api.auth import BearerAuth
 from service.api.bodies import BodyLimit
-from service.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected
+from service.api.errors import exception_handlers
 from service.config import Settings
 from service.metrics import Metrics
 from service.relay import Relay, relay_secret
@@ -212,10 +211,6 @@ def create_app(
             Middleware(BodyLimit, limit_for=_body_limit(settings)),
             Middleware(BearerAuth, tokens=settings.api_tokens),
         ],
-        exception_handlers={
-            ApiError: on_api_error,
-            HTTPException: on_http_exception,
-            Exception: on_unexpected,
-        },
+        exception_handlers=exception_handlers(),
     )
     return app

@@ -17,6 +17,7 @@ import structlog
 from service.config import Settings
 from service.deadlines import limits_for
 from service.dispatcher import Dispatcher
+from service.errors import CancelRefused as CancelRefused  # noqa: PLC0414 - a re-export
 from service.metrics import Metrics
 from service.models import Task, TaskStatus, new_id
 from service.notify import Notifier, Topic
@@ -29,14 +30,6 @@ from service.wiro.client import WiroClient
 from service.wiro.errors import WiroError
 
 log = structlog.get_logger(__name__)
-
-
-class CancelRefused(Exception):
-    """The task already finished in another state."""
-
-    def __init__(self, task: Task) -> None:
-        super().__init__(f"task {task.id} already {task.status.value}")
-        self.task = task
 
 
 async def relay_secret(store: Store, configured: str | None) -> str:

@@ -44,15 +44,6 @@ log = structlog.get_logger(__name__)
 _LIST_PAGE = 50
 _RUN_GRACE = 5.0
 """Seconds a Run may take beyond ``WIRO_TIMEOUT_SECONDS`` in all (connect, send, answer)."""
-_ERROR_CODES = {
-    "WiroValidationError": "wiro_validation_error",
-    "WiroInsufficientBalance": "wiro_insufficient_balance",
-    "WiroNotFound": "wiro_not_found",
-}
-
-
-def wiro_error_code(exc: WiroError) -> str:
-    return _ERROR_CODES.get(type(exc).__name__, "wiro_refused")
 
 
 class Submitter(Loop):
@@ -154,7 +145,7 @@ class Submitter(Loop):
             log.info("run_refused", error=type(exc).__name__, message=exc.message)
             await self._store.finish(
                 task.id, TaskStatus.FAILED, at=self._clock(), source=Source.SUBMIT,
-                error={"code": wiro_error_code(exc), "message": exc.message, "wiro_code": exc.code},
+                error={"code": exc.relay_code, "message": exc.message, "wiro_code": exc.code},
                 note="Wiro refused the job",
             )  # fmt: skip
             return

@@ -6,7 +6,8 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.errors import error_response
+from service.api.errors import answer
+from service.errors import Unauthorized
 
 
 class BearerAuth:
@@ -35,11 +36,8 @@ class BearerAuth:
             and str(scope.get("path", "")).startswith("/v1/")
             and not self._allowed(scope)
         ):
-            response = error_response(
-                401,
-                "unauthorized",
-                "a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
+            response = answer(
+                Unauthorized("a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
             )
             await response(scope, receive, send)
             return

@@ -7,14 +7,15 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import ApiError, error_response
+from service.api.errors import answer
+from service.errors import BodyTooLarge, InvalidBody, InvalidJson
 
 _DRAIN_LIMIT = 8 * 1024 * 1024
 _READ_AHEAD_LIMIT = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyOverLimit(Exception):
+    """Raised into the app when its body passes the limit as it is read; ``BodyLimit`` answers 413."""
 
 
 class BodyLimit:
@@ -66,7 +67,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge
+                    raise BodyOverLimit
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -76,7 +77,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
+        except BodyOverLimit:
             if not started:
                 await self._refuse(scope, receive, send, limit, drain=not ended)
 
@@ -106,7 +107,7 @@ class BodyLimit:
             drained += len(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        response = error_response(413, "body_too_large", f"the body exceeds this endpoint's {limit} bytes")
+        response = answer(BodyTooLarge(f"the body exceeds this endpoint's {limit} bytes"))
         if drained >= _DRAIN_LIMIT:
             response.headers["connection"] = "close"
         await response(scope, receive, send)
@@ -133,13 +134,13 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
-        raise ApiError(400, "invalid_json", "the body is empty; a JSON object is expected")
+        raise InvalidJson("the body is empty; a JSON object is expected")
     try:
         value = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise InvalidJson(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body nests too deeply to be read") from None
+        raise InvalidJson("the body nests too deeply to be read") from None
     if not isinstance(value, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        raise InvalidBody("the body must be a JSON object")
     return value

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.api.errors import error_response
+from service.api.errors import answer
 from service.api.spec import undocumented
 from service.api.validate import is_text
+from service.errors import NotFound
 from service.relay import Relay
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,7 @@ def _claimed_status(body: bytes) -> str | None:
 
 
 def _not_found() -> Response:
-    return error_response(404, "not_found", "no such resource")
+    return answer(NotFound("no such resource"))
 
 
 async def _authentic(relay: Relay, task_id: str, token: str) -> bool:

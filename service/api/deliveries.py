@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.api.errors import ApiError
 from service.api.params import decode_cursor, encode_cursor, limit, only
 from service.api.spec import PAGE_LIMIT, Answer, Query, operation
+from service.errors import DeliveryNotFound, DeliverySucceeded, InvalidParameter, SubscriptionDisabled
 from service.models import EVENT_TYPES
 from service.relay import Relay
 from service.store.base import Delivery, DeliveryQuery
@@ -52,12 +52,10 @@ def _query(request: Request) -> DeliveryQuery:
     statuses = tuple(dict.fromkeys(p.strip() for raw in params.getlist("status") for p in raw.split(",")))
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
-        raise ApiError(
-            400, "invalid_parameter", f"status {bad[0][:40]!r} is not one of {', '.join(STATUSES)}"
-        )
+        raise InvalidParameter(f"status {bad[0][:40]!r} is not one of {', '.join(STATUSES)}")
     event_type = params.get("event_type")
     if event_type is not None and event_type not in EVENT_TYPES:
-        raise ApiError(400, "invalid_parameter", f"unknown event type {event_type[:40]!r}")
+        raise InvalidParameter(f"unknown event type {event_type[:40]!r}")
     cursor = params.get("cursor")
     return DeliveryQuery(
         subscription_id=params.get("subscription_id"),
@@ -99,7 +97,7 @@ async def get_delivery(request: Request) -> JSONResponse:
     only(request)
     found = await _relay(request).store.get_delivery(request.path_params["delivery_id"])
     if found is None:
-        raise ApiError(404, "delivery_not_found", "no delivery has this id")
+        raise DeliveryNotFound("no delivery has this id")
     delivery, attempts = found
     view = delivery_view(delivery)
     view["attempt_log"] = [
@@ -125,14 +123,14 @@ async def retry_delivery(request: Request) -> JSONResponse:
     relay = _relay(request)
     found = await relay.store.get_delivery(request.path_params["delivery_id"])
     if found is None:
-        raise ApiError(404, "delivery_not_found", "no delivery has this id")
+        raise DeliveryNotFound("no delivery has this id")
     delivery = found[0]
     if delivery.status == "succeeded":
-        raise ApiError(409, "delivery_succeeded", "this delivery already succeeded")
+        raise DeliverySucceeded("this delivery already succeeded")
     if delivery.subscription_id is not None:
         sub = await relay.store.get_subscription(delivery.subscription_id)
         if sub is not None and not sub.enabled:
-            raise ApiError(409, "subscription_disabled", "enable the subscription before retrying")
+            raise SubscriptionDisabled("enable the subscription before retrying")
     await relay.store.retry_delivery(delivery.id, relay.clock())
     again = await relay.store.get_delivery(delivery.id)
     return JSONResponse(delivery_view(again[0] if again else delivery), status_code=202)

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from service.api.errors import ApiError
 from service.api.params import digits, only
 from service.api.params import limit as limit_param
 from service.api.spec import Answer, Header, Query, operation
+from service.errors import InvalidParameter
 from service.models import EVENT_TYPES
 from service.notify import Topic
 from service.relay import Relay
@@ -62,7 +62,7 @@ class EventFilter:
 def _sequence(name: str, raw: str) -> int:
     value = digits(raw)
     if value is None:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an event sequence number (0 or more)")
+        raise InvalidParameter(f"{name} must be an event sequence number (0 or more)")
     return value
 
 
@@ -75,7 +75,7 @@ def event_filter(request: Request, *, default_limit: int = 100) -> EventFilter:
     )
     bad = [t for t in types if t not in EVENT_TYPES]
     if bad:
-        raise ApiError(400, "invalid_parameter", f"unknown event type {bad[0][:40]!r}")
+        raise InvalidParameter(f"unknown event type {bad[0][:40]!r}")
     return EventFilter(_sequence("after", params.get("after", "0")), types, params.get("task_id"), limit)
 
 

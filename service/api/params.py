@@ -10,8 +10,8 @@ import math
 
 from starlette.requests import Request
 
-from service.api.errors import ApiError
 from service.api.spec import declared
+from service.errors import InvalidCursor, InvalidParameter, UnknownParameter
 
 MAX_NAMES_SHOWN = 20
 
@@ -33,8 +33,7 @@ def only(request: Request) -> None:
         return
     names = list(dict.fromkeys(name[:80] for name in unknown))[:MAX_NAMES_SHOWN]
     listed = ", ".join(repr(name) for name in names)
-    raise ApiError(
-        400, "unknown_parameter",
+    raise UnknownParameter(
         f"unknown query parameter{'s' if len(unknown) > 1 else ''} {listed}"
         + (f" and {len(unknown) - len(names)} more" if len(unknown) > len(names) else ""),
         {"parameters": names},
@@ -49,12 +48,12 @@ def timestamp(name: str, raw: str) -> float:
         try:
             parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise ApiError(400, "invalid_parameter", f"{name} must be RFC 3339 or Unix seconds") from None
+            raise InvalidParameter(f"{name} must be RFC 3339 or Unix seconds") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return parsed.timestamp()
     if not math.isfinite(value):
-        raise ApiError(400, "invalid_parameter", f"{name} must be a finite number")
+        raise InvalidParameter(f"{name} must be a finite number")
     return value
 
 
@@ -68,9 +67,9 @@ def decode_cursor(raw: str, prefix: str = "task_") -> tuple[float, str]:
         created, task_id = text.split("|", 1)
         value = float(created)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out") from None
+        raise InvalidCursor("cursor is not one this API gave out") from None
     if not math.isfinite(value) or not task_id.startswith(prefix):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API gave out")
+        raise InvalidCursor("cursor is not one this API gave out")
     return value, task_id
 
 
@@ -87,5 +86,5 @@ def limit(raw: str | None, default: int = 50, maximum: int = 200) -> int:
         return default
     value = digits(raw)
     if value is None or not 1 <= value <= maximum:
-        raise ApiError(400, "invalid_parameter", f"limit must be an integer from 1 to {maximum}")
+        raise InvalidParameter(f"limit must be an integer from 1 to {maximum}")
     return value

@@ -14,10 +14,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.api.bodies import parse_json_object
-from service.api.errors import ApiError
 from service.api.params import only, timestamp
 from service.api.spec import Answer, Body, operation
 from service.api.validate import validated
+from service.errors import (
+    SubscriptionNotFound,
+    TooManySubscriptions,
+    UnsupportedMediaType,
+    ValidationFailed,
+    WebhookUrlRefused,
+)
 from service.models import new_id
 from service.relay import Relay
 from service.schemas import Recover, SecretRotation, SubscriptionCreate, SubscriptionUpdate
@@ -58,8 +64,8 @@ def refuse_destination(relay: Relay, url: str, field: str) -> None:
     """422 when the SSRF guard already knows ``url`` may not be a destination."""
     reason = check_url(url, relay.settings.webhook_allow_cidrs)
     if reason is not None:
-        raise ApiError(
-            422, "webhook_url_refused", f"{field}: {reason}",
+        raise WebhookUrlRefused(
+            f"{field}: {reason}",
             [{"field": field, "code": "webhook_url_refused", "message": reason}],
         )  # fmt: skip
 
@@ -72,7 +78,7 @@ async def read_model(request: Request, model: type[M], *, empty_ok: bool = False
     else:
         content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send application/json")
+            raise UnsupportedMediaType("send application/json")
         data = parse_json_object(raw)
     return validated(model, data, strict=True)
 
@@ -80,7 +86,7 @@ async def read_model(request: Request, model: type[M], *, empty_ok: bool = False
 async def _find(request: Request) -> Subscription:
     sub = await _relay(request).store.get_subscription(request.path_params["subscription_id"])
     if sub is None:
-        raise ApiError(404, "subscription_not_found", "no subscription has this id")
+        raise SubscriptionNotFound("no subscription has this id")
     return sub
 
 
@@ -96,7 +102,7 @@ async def create_subscription(request: Request) -> JSONResponse:
     body = await read_model(request, SubscriptionCreate)
     refuse_destination(relay, body.url, "url")
     if len(await relay.store.list_subscriptions()) >= MAX_SUBSCRIPTIONS:
-        raise ApiError(409, "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} subscriptions")
+        raise TooManySubscriptions(f"at most {MAX_SUBSCRIPTIONS} subscriptions")
     now = relay.clock()
     sub = await relay.store.create_subscription(
         Subscription(
@@ -156,7 +162,7 @@ async def update_subscription(request: Request) -> JSONResponse:
     body = await read_model(request, SubscriptionUpdate)
     changes = body.model_dump(exclude_unset=True)
     if any(value is None for value in changes.values()):
-        raise ApiError(422, "validation_failed", "fields may be left out but not set to null")
+        raise ValidationFailed("fields may be left out but not set to null")
     if "url" in changes:
         refuse_destination(relay, changes["url"], "url")
     if "metadata" in changes:
@@ -167,7 +173,7 @@ async def update_subscription(request: Request) -> JSONResponse:
         request.path_params["subscription_id"], changes, relay.clock()
     )
     if sub is None:
-        raise ApiError(404, "subscription_not_found", "no subscription has this id")
+        raise SubscriptionNotFound("no subscription has this id")
     return JSONResponse(subscription_view(sub))
 
 
@@ -178,7 +184,7 @@ async def update_subscription(request: Request) -> JSONResponse:
 async def delete_subscription(request: Request) -> Response:
     only(request)
     if not await _relay(request).store.delete_subscription(request.path_params["subscription_id"]):
-        raise ApiError(404, "subscription_not_found", "no subscription has this id")
+        raise SubscriptionNotFound("no subscription has this id")
     return Response(status_code=204)
 
 

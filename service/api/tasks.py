@@ -10,17 +10,35 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.api.bodies import BodyTooLarge, parse_json_object
-from service.api.errors import ApiError
+from service.api.bodies import BodyOverLimit, parse_json_object
 from service.api.params import decode_cursor, encode_cursor, limit, only, timestamp
 from service.api.spec import PAGE_LIMIT, Answer, Body, Header, Query, operation
 from service.api.subscriptions import refuse_destination
 from service.api.validate import refuse_non_text, validated
 from service.deadlines import CANCEL_AFTER_MAX_SECONDS, CANCEL_AFTER_MIN_SECONDS, parse_duration
+from service.errors import (
+    ApiError,
+    ConflictingImage,
+    DuplicateField,
+    EmptyImage,
+    IdempotencyConflict,
+    ImageTooLarge,
+    InvalidCancelAfter,
+    InvalidIdempotencyKey,
+    InvalidMetadata,
+    InvalidMultipart,
+    InvalidParameter,
+    TaskNotFound,
+    UnexpectedFile,
+    UnsupportedImageType,
+    UnsupportedMediaType,
+    WiroUnavailable,
+    WiroUploadRefused,
+)
 from service.models import Task, TaskStatus
-from service.relay import CancelRefused, Relay, request_hash
+from service.relay import Relay, request_hash
 from service.schemas import TaskCreate
-from service.store.base import IdempotencyConflict, TaskQuery
+from service.store.base import TaskQuery
 from service.views import task_view
 from service.wiro.errors import WiroError, WiroTransientError
 
@@ -50,9 +68,7 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
-        raise ApiError(
-            400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters"
-        )
+        raise InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters")
     return key
 
 
@@ -69,8 +85,7 @@ def _cancel_after(request: Request) -> float | None:
         return None
     seconds = parse_duration(raw) if len(raw) <= 64 else None
     if seconds is None or not CANCEL_AFTER_MIN_SECONDS <= seconds <= CANCEL_AFTER_MAX_SECONDS:
-        raise ApiError(
-            400, "invalid_cancel_after",
+        raise InvalidCancelAfter(
             "Cancel-After must be a duration such as 90s, 15m, 2h or 1h30m, or bare seconds, "
             "from 1 second to 30 days",
         )  # fmt: skip
@@ -103,7 +118,7 @@ async def create_task(request: Request) -> JSONResponse:
     elif content_type == "multipart/form-data":
         body, image = await _read_multipart(request, relay)
     else:
-        raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data")
+        raise UnsupportedMediaType("send application/json or multipart/form-data")
     if body.webhook_url is not None:
         refuse_destination(relay, body.webhook_url, "webhook_url")
     extra = hashlib.sha256(image[0]).hexdigest() if image else ""
@@ -117,35 +132,23 @@ async def create_task(request: Request) -> JSONResponse:
     if image is not None:
         url = await _upload(relay, *image)
         body = body.model_copy(update={"input": body.input.model_copy(update={"inputImageUrl": url})})
-    try:
-        task, created = await relay.accept(
-            body, idempotency_key=key, digest=digest, cancel_after=cancel_after
-        )
-    except IdempotencyConflict as exc:
-        raise _conflict(exc.task_id) from None
+    task, created = await relay.accept(body, idempotency_key=key, digest=digest, cancel_after=cancel_after)
     return _task_response(task, 202, replayed=not created)
 
 
 def _replay_or_conflict(task: Task, stored_hash: str, digest: str) -> JSONResponse:
     if stored_hash != digest:
-        raise _conflict(task.id)
+        raise IdempotencyConflict(task.id)
     return _task_response(task, 202, replayed=True)
-
-
-def _conflict(task_id: str) -> ApiError:
-    return ApiError(
-        409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
-        {"task_id": task_id},
-    )  # fmt: skip
 
 
 async def _form(request: Request) -> FormData:
     try:
         return await request.form(max_files=1, max_fields=64, max_part_size=64 * 1024)
-    except BodyTooLarge:
+    except BodyOverLimit:
         raise  # the body limit answers 413, not a parse error
     except Exception as exc:  # python-multipart's and Starlette's parse errors have no common base
-        raise ApiError(400, "invalid_multipart", f"the multipart body could not be read: {exc}") from None
+        raise InvalidMultipart(f"the multipart body could not be read: {exc}") from None
 
 
 async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, tuple[bytes, str, str] | None]:
@@ -156,12 +159,10 @@ async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, t
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if name != "inputImage":
-                    raise ApiError(
-                        400, "unexpected_file", f"only an inputImage file is accepted, not {name!r}"
-                    )
+                    raise UnexpectedFile(f"only an inputImage file is accepted, not {name!r}")
                 upload = value
             elif name in fields:
-                raise ApiError(400, "duplicate_field", f"field {name!r} is given twice")
+                raise DuplicateField(f"field {name!r} is given twice")
             else:
                 fields[name] = value
         image = await _read_image(upload, relay.settings.max_upload_bytes) if upload else None
@@ -174,12 +175,10 @@ async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, t
         try:
             top["metadata"] = parse_json_object(str(top["metadata"]).encode())
         except ApiError as exc:
-            raise ApiError(
-                400, "invalid_metadata", f"metadata must be a JSON object: {exc.message}"
-            ) from None
+            raise InvalidMetadata(f"metadata must be a JSON object: {exc.message}") from None
     if image is not None:
         if "inputImageUrl" in fields:
-            raise ApiError(400, "conflicting_image", "give inputImage or inputImageUrl, not both")
+            raise ConflictingImage("give inputImage or inputImageUrl, not both")
         fields["inputImageUrl"] = _PLACEHOLDER_URL
     return validated(TaskCreate, {**top, "input": fields}, strict=False), image
 
@@ -188,12 +187,12 @@ async def _read_image(upload: UploadFile, limit: int) -> tuple[bytes, str, str]:
     refuse_non_text(upload.filename or "", "inputImage.filename")
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise ApiError(413, "image_too_large", f"inputImage exceeds {limit} bytes")
+        raise ImageTooLarge(f"inputImage exceeds {limit} bytes")
     if not data:
-        raise ApiError(400, "empty_image", "inputImage is empty")
+        raise EmptyImage("inputImage is empty")
     kind = _image_type(data[:16])
     if kind is None:
-        raise ApiError(415, "unsupported_image_type", "inputImage must be a PNG, JPEG, WebP or GIF image")
+        raise UnsupportedImageType("inputImage must be a PNG, JPEG, WebP or GIF image")
     name = (upload.filename or "input").replace("/", "_").replace("\\", "_")[:128] or "input"
     return data, name, kind
 
@@ -202,12 +201,12 @@ async def _upload(relay: Relay, data: bytes, name: str, kind: str) -> str:
     try:
         uploaded = await relay.wiro.upload_file(name, data, kind)
     except WiroTransientError as exc:
-        raise ApiError(
-            503, "wiro_unavailable", f"Wiro's File/Upload failed for now: {exc.message}",
+        raise WiroUnavailable(
+            f"Wiro's File/Upload failed for now: {exc.message}",
             headers={"Retry-After": "5"},
         ) from None  # fmt: skip
     except WiroError as exc:
-        raise ApiError(502, "wiro_upload_refused", f"Wiro refused the image: {exc.message}") from None
+        raise WiroUploadRefused(f"Wiro refused the image: {exc.message}") from None
     return uploaded.url
 
 
@@ -219,7 +218,7 @@ async def get_task(request: Request) -> JSONResponse:
     only(request)
     task = await _relay(request).store.get_task(request.path_params["task_id"], timeline=True)
     if task is None:
-        raise ApiError(404, "task_not_found", "no task has this id")
+        raise TaskNotFound(request.path_params["task_id"])
     return JSONResponse(task_view(task))
 
 
@@ -233,14 +232,8 @@ async def cancel_task(request: Request) -> JSONResponse:
     relay = _relay(request)
     task = await relay.store.get_task(request.path_params["task_id"])
     if task is None:
-        raise ApiError(404, "task_not_found", "no task has this id")
-    try:
-        task = await relay.cancel(task)
-    except CancelRefused as exc:
-        raise ApiError(
-            409, "task_finished", f"the task already ended as {exc.task.status.value}",
-            {"status": exc.task.status.value},
-        ) from None  # fmt: skip
+        raise TaskNotFound(request.path_params["task_id"])
+    task = await relay.cancel(task)  # CancelRefused when it already ended otherwise
     status = 200 if task.status is TaskStatus.CANCELLED else 202
     return JSONResponse(task_view(task, timeline=False), status_code=status)
 
@@ -254,7 +247,7 @@ def task_query(request: Request) -> TaskQuery:
             key = name.removeprefix("metadata.")
             values = params.getlist(name)
             if not key or len(key) > 64 or len(values) != 1:
-                raise ApiError(400, "invalid_parameter", f"{name[:80]} must name one key, once")
+                raise InvalidParameter(f"{name[:80]} must name one key, once")
             metadata.append((key, values[0]))
     statuses: list[TaskStatus] = []
     for raw in params.getlist("status"):
@@ -262,10 +255,9 @@ def task_query(request: Request) -> TaskQuery:
             try:
                 statuses.append(TaskStatus(part.strip()))
             except ValueError:
-                raise ApiError(
-                    400, "invalid_parameter", f"status {part[:40]!r} is not one of "
-                    + ", ".join(s.value for s in TaskStatus),
-                ) from None  # fmt: skip
+                raise InvalidParameter(
+                    f"status {part[:40]!r} is not one of " + ", ".join(s.value for s in TaskStatus)
+                ) from None
     cursor = params.get("cursor")
     return TaskQuery(
         statuses=tuple(dict.fromkeys(statuses)),

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from service.api.errors import ApiError, validation_error
+from service.api.errors import validation_error
+from service.errors import ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,12 +53,12 @@ def refuse_non_text(data: Any, at: str = "") -> None:
             pending.extend((f"{path}.{i}" if path else str(i), child) for i, child in enumerate(item))
 
 
-def _refused(field: str, value: str, *, key: bool = False) -> ApiError:
+def _refused(field: str, value: str, *, key: bool = False) -> ValidationFailed:
     bad = next(c for c in value if not is_text(c))
     what = "a key" if key else "a string"
     message = f"{what} holds an unpaired UTF-16 surrogate ({_shown(bad)}), which is not Unicode text"
-    return ApiError(
-        422, "validation_failed", "the request has invalid fields",
+    return ValidationFailed(
+        "the request has invalid fields",
         [{"field": _shown(field), "code": "string_unicode", "message": message}],
     )  # fmt: skip
 

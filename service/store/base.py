@@ -11,27 +11,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from service.errors import IdempotencyConflict as IdempotencyConflict  # noqa: PLC0414 - a re-export
+from service.errors import StoreError as StoreError  # noqa: PLC0414 - a re-export
+from service.errors import TaskNotFound as TaskNotFound  # noqa: PLC0414 - a re-export
 from service.models import Observation, Source, Task, TaskStatus
 from service.notify import Notifier
 from service.wiro.types import RunResult
 
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """Base of the store's own errors."""
-
-
-class TaskNotFound(StoreError, LookupError):
-    """No task has this id."""
-
-
-class IdempotencyConflict(StoreError):
-    """The Idempotency-Key was used before with a different request body."""
-
-    def __init__(self, task_id: str) -> None:
-        super().__init__(f"Idempotency-Key already used for task {task_id} with another request")
-        self.task_id = task_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import aiosqlite
 
+from service.errors import MigrationError as MigrationError  # noqa: PLC0414 - a re-export
+
 _PACKAGED = Path(__file__).resolve().parent.parent / "migrations"
 _SOURCE_TREE = Path(__file__).resolve().parents[2] / "migrations"
-
-
-class MigrationError(RuntimeError):
-    """The database's recorded migrations disagree with the files."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from service.errors import DatabaseBusy as DatabaseBusy  # noqa: PLC0414 - a re-export
 from service.notify import LocalNotifier, Notifier, Topic
 from service.store import migrate
 from service.store.base import StoreError
@@ -63,10 +64,6 @@ async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> aio
     """The first row of a query (or None), in one round trip."""
     rows = await fetch_all(db, sql, params)
     return rows[0] if rows else None
-
-
-class DatabaseBusy(StoreError):
-    """Another process serves this SQLite file."""
 
 
 class ProcessLock:

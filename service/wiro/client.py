@@ -334,18 +334,7 @@ def _endpoint_label(endpoint: str) -> str:
 
 
 def _outcome(error: WiroError | None) -> str:
-    if error is None:
-        return "ok"
-    return {
-        "WiroRateLimited": "rate_limited",
-        "WiroServerError": "server_error",
-        "WiroConcurrencyLimit": "concurrency_limit",
-        "WiroValidationError": "validation_error",
-        "WiroNotFound": "not_found",
-        "WiroInsufficientBalance": "insufficient_balance",
-        "WiroAuthError": "auth_error",
-        "WiroAmbiguousError": "ambiguous",
-    }.get(type(error).__name__, "error")
+    return "ok" if error is None else error.outcome
 
 
 def _network_error(endpoint: str, exc: httpx.HTTPError, *, may_repeat: bool) -> WiroError:

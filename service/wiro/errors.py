@@ -15,13 +15,34 @@
     │   └── WiroAuthError           codes 98, 99, HTTP 401 and 403
     └── WiroAmbiguousError          a Run that may have reached Wiro but got no answer: the task
                                     may exist and bill, so it must be reconciled, never resent blindly
+
+Two labels are class attributes, so a caller reads one instead of keeping a table of classes:
+``outcome``, the ``outcome`` of ``wiro_relay_wiro_call_duration_seconds`` for a call that failed so,
+and ``relay_code``, the ``error.code`` a task ends ``failed`` with when Wiro refuses its Run so. A
+class that sets neither inherits its parent's::
+
+    class                           outcome               relay_code
+    WiroError (and its branches)    error                 wiro_refused
+    WiroServerError                 server_error
+    WiroRateLimited                 rate_limited
+    WiroConcurrencyLimit            concurrency_limit
+    WiroValidationError             validation_error      wiro_validation_error
+    WiroNotFound                    not_found             wiro_not_found
+    WiroInsufficientBalance         insufficient_balance  wiro_insufficient_balance
+    WiroAuthError                   auth_error
+    WiroAmbiguousError              ambiguous
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class WiroError(Exception):
     """Base of every error the Wiro client raises."""
+
+    outcome: ClassVar[str] = "error"
+    relay_code: ClassVar[str] = "wiro_refused"
 
     def __init__(
         self,
@@ -57,13 +78,19 @@ class WiroNetworkError(WiroTransientError):
 class WiroServerError(WiroTransientError):
     """HTTP 408 or 5xx from Wiro."""
 
+    outcome = "server_error"
+
 
 class WiroRateLimited(WiroTransientError):
     """HTTP 429: Wiro's per-project rate limit."""
 
+    outcome = "rate_limited"
+
 
 class WiroConcurrencyLimit(WiroTransientError):
     """Code 96: as many tasks are running as the balance allows; retry later."""
+
+    outcome = "concurrency_limit"
 
 
 class WiroPermanentError(WiroError):
@@ -73,17 +100,28 @@ class WiroPermanentError(WiroError):
 class WiroValidationError(WiroPermanentError):
     """Code 0: the request was refused, usually an input rule; ``message`` is Wiro's."""
 
+    outcome = "validation_error"
+    relay_code = "wiro_validation_error"
+
 
 class WiroNotFound(WiroPermanentError):
     """Code 1: no such task, or the task is not in a state that allows the call."""
+
+    outcome = "not_found"
+    relay_code = "wiro_not_found"
 
 
 class WiroInsufficientBalance(WiroPermanentError):
     """Code 97: the project's balance cannot pay for the task."""
 
+    outcome = "insufficient_balance"
+    relay_code = "wiro_insufficient_balance"
+
 
 class WiroAuthError(WiroPermanentError):
     """Codes 98 and 99, HTTP 401 and 403: the credentials are missing, wrong or not allowed."""
+
+    outcome = "auth_error"
 
 
 class WiroAmbiguousError(WiroError):
@@ -92,6 +130,8 @@ class WiroAmbiguousError(WiroError):
     The task may exist and may bill. Reconcile (Task/List, matching the callbackUrl) before any
     second Run for the same job.
     """
+
+    outcome = "ambiguous"
 
 
 CODE_CLASSES: dict[int, type[WiroError]] = {
