@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service import openapi
-from service.api.errors import ApiError, on_api_error
+from service.api.errors import exception_handlers
 from service.api.params import only
 from service.api.spec import Answer, Query, operation
 from tests.relay.conftest import StackFactory
@@ -72,7 +72,7 @@ def test_the_document_is_written_from_the_declaration() -> None:
     ],
 )
 async def test_only_takes_the_declared_query_names(query: str, status: int) -> None:
-    app = Starlette(routes=ROUTES, exception_handlers={ApiError: on_api_error})
+    app = Starlette(routes=ROUTES, exception_handlers=exception_handlers())
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         response = await client.get(f"/v1/probes/p1?{query}")
         assert response.status_code == status, response.text
