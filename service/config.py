@@ -358,7 +358,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_float,
         "10",
         "Timeout of one webhook delivery attempt. A delivery is claimed for twice this plus 15 s: one "
-        "cut short by a crash is sent again once its claim lapses.",
+        "cut short by a crash is sent again once its claim lapses, or at the relay's next start.",
     ),
     Variable(
         "RELAY_WEBHOOK_CONCURRENCY",

@@ -18,12 +18,14 @@ that claims again what it still holds only renews the claim. Outside a crash one
 request. A pass claims ahead: as many again as may be sent to a subscription at once wait for its
 slots here, and start the moment one frees, with no claim in between.
 
-Concurrency is bounded overall (attempts until recorded) and per subscription (attempts waiting for
-the subscriber's answer), so a slow or dead subscriber only ever holds its own slots. Both bounds are
-this dispatcher's: a crashed one's claims hold its deliveries until they lapse, not the slots.
+Concurrency is bounded overall (this dispatcher's attempts until recorded) and per subscription,
+so a slow or dead subscriber only ever holds its own slots: here, at most
+``RELAY_WEBHOOK_PER_SUBSCRIPTION`` attempts wait for its answer; in the database, a subscription never
+has more than twice that many claims that hold, whichever process holds them (the claim counts them).
 
 A relay killed mid-delivery (or stopped past its shutdown grace) leaves the delivery pending and
-claimed; once the lease lapses it is claimed and sent again: delivery is at least once, and
+claimed; it is claimed and sent again once the lease lapses, or at once by the next relay to hold the
+SQLite file (it ends its dead predecessor's claims when it starts): delivery is at least once, and
 ``webhook-id`` (the event's id) lets receivers deduplicate.
 """
 
