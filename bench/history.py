@@ -41,7 +41,8 @@ from service.logs import configure_logging
 from service.models import TaskStatus
 from service.servers import serving
 from service.store.base import TaskQuery
-from service.store.sqlite import _TASK_COLUMNS, SqliteStore
+from service.store.sqlite import SqliteStore
+from service.store.sqlite.rows import TASK_COLUMNS
 from service.wiro import model as seed
 from service.wiro.emulator import EmulatorConfig, Faults
 from service.wiro.emulator import create_app as create_emulator
@@ -395,7 +396,7 @@ class StoreTimes:
 # The deep page's SQL with the cursor written two ways: the row value SQLite starts its index range
 # at, and the OR of comparisons it can only filter with (stepping over every row above the cursor).
 _DEEP_SQL = (
-    f"SELECT {_TASK_COLUMNS} FROM tasks t WHERE t.status = ? AND t.created_at >= ? AND {{bound}} "
+    f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.status = ? AND t.created_at >= ? AND {{bound}} "
     "ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
 )
 _BOUNDS = {

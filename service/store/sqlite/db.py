@@ -1,19 +1,16 @@
-"""The SQLite connection pair every query module shares: one file, WAL, a busy timeout, one writer.
+"""The SQLite connection pair every part of the store shares: one file, WAL, a busy timeout, one writer.
 
 Writes go through a single connection behind an ``asyncio.Lock``, each unit of work one short
 ``BEGIN IMMEDIATE`` transaction. Reads use a second connection: under WAL they never wait for the
 writer. A transaction names the topics it touched (``service.notify``: a task to submit, a look due,
-a delivery due, events written), and the notifier is told of them once it has committed, so the
-loops and the event stream wake at once instead of at their next tick.
+a delivery due, events written) in ``Database.topics``, and the notifier is told of them once it has
+committed, so the loops and the event stream wake at once instead of at their next tick.
 
-One process per file: SQLite serialises writers, but the relay's loops also keep their claims on
-work in memory, so a second relay on the same file would send the same Runs. ``open`` takes an
-exclusive lock on ``<file>.lock`` (``flock``: the kernel drops it when the process dies, however it
-dies) and refuses with ``DatabaseBusy`` while another process holds it; holding it, it ends the
-claims (``tasks.claimed_by``, ``deliveries.claimed_by``) a dead predecessor left, at once.
+``open`` takes the file's process lock (``lock.ProcessLock``) and, holding it, ends the claims
+(``tasks.claimed_by``, ``deliveries.claimed_by``) a dead predecessor left, at once.
 
 A write transaction is a plain function of a ``sqlite3.Connection``, run whole on the writer's
-thread (``SqliteBase._write``): one round trip from the event loop, however many statements it has.
+thread (``Database.write``): one round trip from the event loop, however many statements it has.
 Awaiting each statement instead costs a round trip per statement, and each waits for the event
 loop's next turn while the write lock is held: under load a transaction of eight statements held the
 lock for eight turns, and the one writer became the relay's ceiling (measured with
@@ -29,24 +26,17 @@ handler's) missed commits made since, and a delivery already recorded read as st
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import json
-import os
-import socket
 import sqlite3
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from service.errors import DatabaseBusy as DatabaseBusy  # noqa: PLC0414 - a re-export
 from service.notify import LocalNotifier, Notifier, Topic
 from service.store import migrate
-from service.store.base import StoreError
+from service.store.sqlite.lock import ProcessLock
 
 T = TypeVar("T")
 
@@ -66,94 +56,26 @@ async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> aio
     return rows[0] if rows else None
 
 
-class ProcessLock:
-    """An exclusive ``flock`` on a file beside the database, naming its holder for the next comer."""
-
-    def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot open the lock file {self.path} ({exc.strerror}): the database's folder must be "
-                "writable (SQLite writes -wal and -shm files beside the database too)"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            os.close(fd)
-            raise DatabaseBusy(
-                f"{self.path.with_suffix('')} is in use by another wiro-relay process ({holder}); "
-                "SQLite runs one relay process per database file: stop the other one, or give this "
-                "one its own RELAY_DATABASE_URL"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-
-
-@dataclass(slots=True)
-class PendingCallback:
-    """A received callback waiting for its group commit; ``done`` resolves once it is committed."""
-
-    task_id: str
-    at: float
-    content_type: str | None
-    body: bytes
-    claimed_status: str | None
-    done: asyncio.Future[bool]
-
-
-class SqliteBase:
+class Database:
     """Connections, transactions and commit listeners."""
-
-    """The ``Store`` on one SQLite file."""
 
     def __init__(
         self,
         path: Path | str,
         *,
         busy_timeout_ms: int = 5000,
-        delivery_attempts: int = 8,
-        first_delivery_delay: float = 0.0,
         exclusive: bool = True,
-        callback_confirm_interval: float = 1.0,
-        callbacks_kept_per_task: int = 10,
-        callback_bytes_per_task: int = 4 * 1024 * 1024,
         notifier: Notifier | None = None,
     ) -> None:
-        self.delivery_attempts = delivery_attempts
-        self.first_delivery_delay = first_delivery_delay
-        self.callback_confirm_interval = callback_confirm_interval
-        self.callbacks_kept_per_task = callbacks_kept_per_task
-        self.callback_bytes_per_task = callback_bytes_per_task
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = ProcessLock(self.path) if exclusive else None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self.write_lock = asyncio.Lock()
         self.notifier: Notifier = notifier or LocalNotifier()
-        self._topics: set[Topic] = set()
+        self.topics: set[Topic] = set()
         """What the transaction in progress touched, told to the notifier once it has committed."""
-        # Callbacks waiting for the next group commit, and the task that writes them (see
-        # ``SqliteStore.record_callback``).
-        self._callback_queue: list[PendingCallback] = []
-        self._callback_writer: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -205,8 +127,6 @@ class SqliteBase:
         return applied
 
     async def close(self) -> None:
-        if self._callback_writer is not None:  # callbacks being committed finish first
-            await asyncio.gather(self._callback_writer, return_exceptions=True)
         reader, writer = self._reader, self._writer
         self._reader = self._writer = None
         try:
@@ -221,25 +141,27 @@ class SqliteBase:
                     self._lock.release()
 
     @property
-    def _w(self) -> aiosqlite.Connection:
+    def writer(self) -> aiosqlite.Connection:
         if self._writer is None:
             raise RuntimeError("store is not open")
         return self._writer
 
     @property
-    def _r(self) -> aiosqlite.Connection:
+    def reader(self) -> aiosqlite.Connection:
         if self._reader is None:
             raise RuntimeError("store is not open")
         return self._reader
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` as one transaction on the writer's thread, and tell listeners of its events."""
-        async with self._write_lock:
-            return await self._write_locked(work)
+    # -- transactions --------------------------------------------------------------------------
 
-    async def _write_locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``_write`` for a caller that holds the write lock already."""
-        db = self._w
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` as one transaction on the writer's thread, and tell listeners of its events."""
+        async with self.write_lock:
+            return await self.write_locked(work)
+
+    async def write_locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``write`` for a caller that holds the write lock already."""
+        db = self.writer
 
         def transaction() -> T:
             conn = db._conn  # on aiosqlite's thread, which owns the connection
@@ -258,20 +180,22 @@ class SqliteBase:
         try:
             result: T = await db._execute(transaction)  # type: ignore[no-untyped-call]
         except BaseException:
-            self._topics.clear()
+            self.topics.clear()
             raise
-        if self._topics:
-            topics = frozenset(self._topics)
-            self._topics.clear()
+        if self.topics:
+            topics = frozenset(self.topics)
+            self.topics.clear()
             self.notifier.notify(topics)
         return result
 
+    # -- the file itself -----------------------------------------------------------------------
+
     async def pending_migrations(self) -> list[str]:
-        async with self._write_lock:
-            return [m.name for m in await migrate.pending(self._w, migrate.load_migrations())]
+        async with self.write_lock:
+            return [m.name for m in await migrate.pending(self.writer, migrate.load_migrations())]
 
     async def check_writable(self) -> None:
-        await self._write(
+        await self.write(
             lambda db: db.execute(
                 "INSERT INTO relay_meta (key, value) VALUES ('last_write_check', datetime('now')) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -286,8 +210,8 @@ class SqliteBase:
                 raise RuntimeError(f"relay_meta {key} vanished")
             return str(row[0])
 
-        return await self._write(work)
+        return await self.write(work)
 
     async def integrity_check(self) -> str:
-        row = await fetch_one(self._r, "PRAGMA integrity_check")
+        row = await fetch_one(self.reader, "PRAGMA integrity_check")
         return str(row[0]) if row else "no answer"

@@ -1,8 +1,7 @@
-"""The SQLite store's fan-out queries: subscriptions, deliveries and their attempts.
+"""Webhook deliveries: claiming the due ones under each slot's concurrency, recording attempts (and
+the subscription's failure streak), and the delivery log with its retries and recoveries.
 
-Deliveries are created by ``_fan_out`` inside the transaction that writes their event, one per
-matching subscription and one for the task's own ``webhook_url``: an event is never committed without
-them, and a crash can only ever cause a delivery to be sent again, never lost.
+Deliveries are made with their event, in the transaction that writes it (``events.Outbox``).
 """
 
 from __future__ import annotations
@@ -10,19 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from service.models import Task, new_id
-from service.notify import Topic
 from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
-from service.store.sqlite_base import SqliteBase, dumps, fetch_all, fetch_one
+from service.store.sqlite import changes
+from service.store.sqlite.db import Database, fetch_all, fetch_one
+from service.store.sqlite.rows import SUB_COLUMNS, subscription_from_row
 
-_SUB_COLUMNS = (
-    "id, url, event_types_json, metadata_filter_json, description, enabled, disabled_reason, secret, "
-    "previous_secret, previous_expires_at, failing_since, created_at, updated_at"
-)
 _DELIVERY_COLUMNS = (
     "d.id, d.event_seq, e.id AS event_id, d.event_type, d.task_id, d.subscription_id, "
     "COALESCE(s.url, d.url) AS url, d.status, d.attempts, d.max_attempts, d.next_attempt_at, "
@@ -42,140 +37,13 @@ _CLAIMABLE = (
 )
 
 
-def _subscription(row: sqlite3.Row) -> Subscription:
-    return Subscription(
-        id=row["id"],
-        url=row["url"],
-        event_types=tuple(json.loads(row["event_types_json"])),
-        metadata_filter=json.loads(row["metadata_filter_json"]),
-        description=row["description"],
-        enabled=bool(row["enabled"]),
-        disabled_reason=row["disabled_reason"],
-        secret=row["secret"],
-        previous_secret=row["previous_secret"],
-        previous_expires_at=row["previous_expires_at"],
-        failing_since=row["failing_since"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 def _delivery(row: sqlite3.Row) -> Delivery:
     return Delivery(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - sqlite3.Row is not a Mapping
 
 
-class WebhookQueries(SqliteBase):
-    """Subscriptions and deliveries (mixed into ``SqliteStore``)."""
-
-    # -- inside an event's transaction --------------------------------------------------------
-
-    def _fan_out(self, db: sqlite3.Connection, seq: int, event_type: str, task: Task, at: float) -> None:
-        rows = db.execute(f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE enabled = 1").fetchall()
-        subscriptions = [_subscription(r) for r in rows]
-        targets: list[tuple[str | None, str]] = [
-            (s.id, s.url) for s in subscriptions if s.matches(event_type, task.metadata)
-        ]
-        if task.webhook_url:
-            targets.append((None, task.webhook_url))
-        due = at + self.first_delivery_delay
-        if targets:
-            self._topics.add(Topic.DELIVER)
-        db.executemany(
-            "INSERT INTO deliveries (id, event_seq, event_type, task_id, subscription_id, url, status, "
-            "max_attempts, next_attempt_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-            [
-                (new_id("dlv"), seq, event_type, task.id, sub_id, url, self.delivery_attempts, due, at, at)
-                for sub_id, url in targets
-            ],
-        )
-
-    def _made_due(self, count: int) -> int:
-        """Inside a transaction: ``count`` deliveries became due now; the dispatcher is told on commit."""
-        if count:
-            self._topics.add(Topic.DELIVER)
-        return count
-
-    # -- subscriptions -------------------------------------------------------------------------
-
-    async def create_subscription(self, sub: Subscription) -> Subscription:
-        await self._write(
-            lambda db: db.execute(
-                f"INSERT INTO subscriptions ({_SUB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sub.id,
-                    sub.url,
-                    dumps(list(sub.event_types)),
-                    dumps(sub.metadata_filter),
-                    sub.description,
-                    int(sub.enabled),
-                    sub.disabled_reason,
-                    sub.secret,
-                    sub.previous_secret,
-                    sub.previous_expires_at,
-                    sub.failing_since,
-                    sub.created_at,
-                    sub.updated_at,
-                ),
-            )
-        )
-        return sub
-
-    async def get_subscription(self, sub_id: str) -> Subscription | None:
-        row = await fetch_one(self._r, f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (sub_id,))
-        return _subscription(row) if row else None
-
-    async def list_subscriptions(self) -> list[Subscription]:
-        rows = await fetch_all(self._r, f"SELECT {_SUB_COLUMNS} FROM subscriptions ORDER BY created_at, id")
-        return [_subscription(r) for r in rows]
-
-    async def update_subscription(
-        self, sub_id: str, changes: dict[str, Any], at: float
-    ) -> Subscription | None:
-        """Apply ``changes`` (url, event_types, metadata_filter, description, enabled); re-enabling
-        clears the reason it was disabled and its failure streak."""
-        columns: dict[str, tuple[str, Callable[[Any], Any]]] = {
-            "url": ("url", str),
-            "event_types": ("event_types_json", lambda v: dumps(list(v))),
-            "metadata_filter": ("metadata_filter_json", dumps),
-            "description": ("description", str),
-            "enabled": ("enabled", int),
-        }
-        sets = ["updated_at = ?"]
-        args: list[Any] = [at]
-        for key, value in changes.items():
-            column, encode = columns[key]
-            sets.append(f"{column} = ?")
-            args.append(encode(value))
-        if changes.get("enabled") is True:
-            sets.append("disabled_reason = NULL, failing_since = NULL")
-
-        def work(db: sqlite3.Connection) -> int:
-            updated = db.execute(f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = ?", (*args, sub_id))
-            if changes.get("enabled") is True:
-                self._made_due(updated.rowcount)  # what waited for it may go again
-            return updated.rowcount
-
-        updated = await self._write(work)
-        return await self.get_subscription(sub_id) if updated else None
-
-    async def rotate_secret(self, sub_id: str, new_secret: str, *, keep_old_until: float, at: float) -> bool:
-        updated = await self._write(
-            lambda db: (
-                db.execute(
-                    "UPDATE subscriptions SET previous_secret = secret, previous_expires_at = ?, secret = ?, "
-                    "updated_at = ? WHERE id = ?",
-                    (keep_old_until, new_secret, at, sub_id),
-                ).rowcount
-            )
-        )
-        return updated > 0
-
-    async def delete_subscription(self, sub_id: str) -> bool:
-        deleted = await self._write(
-            lambda db: db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)).rowcount
-        )
-        return deleted > 0
+class Deliveries:
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- the dispatcher ------------------------------------------------------------------------
 
@@ -229,7 +97,7 @@ class WebhookQueries(SqliteBase):
             )
             return claimed, left
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def deliveries_waiting(self, now: float, full: Collection[str]) -> tuple[bool, bool]:
         claimable = f"SELECT 1 FROM deliveries d WHERE {_CLAIMABLE} AND {_SLOT}"
@@ -241,16 +109,16 @@ class WebhookQueries(SqliteBase):
             args += args
         else:
             sql += "0"
-        row = await fetch_one(self._r, sql, args)
+        row = await fetch_one(self._db.reader, sql, args)
         return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     async def attempt_context(
         self, seq: int, subscription_id: str | None
     ) -> tuple[tuple[str, str, float, dict[str, Any]] | None, Subscription | None]:
         # One statement, so one round trip to the reader's thread for both (this runs per attempt).
-        sub_columns = ", ".join(f"s.{c.strip()}" for c in _SUB_COLUMNS.split(","))
+        sub_columns = ", ".join(f"s.{c.strip()}" for c in SUB_COLUMNS.split(","))
         row = await fetch_one(
-            self._r,
+            self._db.reader,
             f"SELECT e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.data_json, "
             f"{sub_columns} FROM (SELECT 1) LEFT JOIN events e ON e.seq = ? "
             "LEFT JOIN subscriptions s ON s.id = ?",
@@ -263,7 +131,7 @@ class WebhookQueries(SqliteBase):
             if row["event_id"] is not None
             else None
         )
-        return event, _subscription(row) if row["id"] is not None else None
+        return event, subscription_from_row(row) if row["id"] is not None else None
 
     async def record_attempt(self, delivery: Delivery, result: AttemptResult) -> bool:
         """Keep the attempt; if the claim still holds, end it, move the delivery on, and track its
@@ -334,20 +202,20 @@ class WebhookQueries(SqliteBase):
                 )
             return True
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     # -- the delivery log ----------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> tuple[Delivery, list[dict[str, Any]]] | None:
         row = await fetch_one(
-            self._r,
+            self._db.reader,
             f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.id = ?",
             (delivery_id,),
         )
         if row is None:
             return None
         rows = await fetch_all(
-            self._r,
+            self._db.reader,
             "SELECT at, url, status_code, duration_ms, error, response_excerpt FROM delivery_attempts "
             "WHERE delivery_id = ? ORDER BY id",
             (delivery_id,),
@@ -377,7 +245,7 @@ class WebhookQueries(SqliteBase):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
         args.append(query.limit + 1)
-        rows = await fetch_all(self._r, sql, args)
+        rows = await fetch_all(self._db.reader, sql, args)
         items = [_delivery(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
@@ -385,13 +253,14 @@ class WebhookQueries(SqliteBase):
     async def retry_delivery(self, delivery_id: str, at: float) -> bool:
         """One more attempt now, for a delivery that failed or is waiting; a failure fails it again."""
         return (
-            await self._write(
-                lambda db: self._made_due(
+            await self._db.write(
+                lambda db: changes.deliveries_due(
+                    self._db.topics,
                     db.execute(
                         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
                         "max_attempts = attempts + 1, updated_at = ? WHERE id = ? AND status != 'succeeded'",
                         (at, at, delivery_id),
-                    ).rowcount
+                    ).rowcount,
                 )
             )
             > 0
@@ -399,14 +268,15 @@ class WebhookQueries(SqliteBase):
 
     async def recover_deliveries(self, sub_id: str, since: float, at: float) -> int:
         """Replay a subscription's failed deliveries created since ``since``, each with one more attempt."""
-        recovered: int = await self._write(
-            lambda db: self._made_due(
+        recovered: int = await self._db.write(
+            lambda db: changes.deliveries_due(
+                self._db.topics,
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, completed_at = NULL, "
                     "max_attempts = attempts + 1, updated_at = ? "
                     "WHERE subscription_id = ? AND status = 'failed' AND created_at >= ?",
                     (at, at, sub_id, since),
-                ).rowcount
+                ).rowcount,
             )
         )
         return recovered
