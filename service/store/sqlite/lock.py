@@ -1,9 +1,12 @@
 """One relay process per SQLite file: an exclusive ``flock`` on ``<file>.lock``.
 
-SQLite serialises writers, but the relay's loops also keep their claims on work in memory, so a
-second relay on the same file would send the same Runs. The kernel drops a ``flock`` when its process
-dies, however it dies, so a crashed relay never leaves the file locked; the holder writes its pid,
-host and start time into the file, for the error the next comer gets.
+Work is claimed in the database and a Run is marked by a compare-and-set, so even two relays on one
+file would not send a Run twice; the lock is what lets a relay that starts on the file treat every
+claim it finds as a dead predecessor's and end them at once (a crash then costs no lease), and it
+keeps SQLite to what it does well: one writing process (several replicas are PostgreSQL's part). The
+kernel drops a ``flock`` when its process dies, however it dies, so a crashed relay never leaves the
+file locked; the holder writes its pid, host and start time into the file, for the error the next
+comer gets.
 """
 
 from __future__ import annotations
