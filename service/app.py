@@ -25,6 +25,7 @@ from service.metrics import Metrics
 from service.relay import Relay, relay_secret
 from service.store.sqlite import SqliteStore
 from service.tokens import CallbackTokens
+from service.views import event_data
 from service.webhooks.signing import relay_webhook_secret
 from service.webhooks.ssrf import GuardedTransport
 from service.wiro.client import WiroClient
@@ -132,7 +133,7 @@ def create_app(
         schedule = settings.webhook_retry_schedule
         store = SqliteStore(
             settings.database_path, delivery_attempts=len(schedule), first_delivery_delay=schedule[0],
-            callback_confirm_interval=settings.callback_confirm_interval_seconds,
+            callback_confirm_interval=settings.callback_confirm_interval_seconds, event_data=event_data,
         )  # fmt: skip
         applied = await store.open()  # closes what it opened when it fails
         opened.push_async_callback(store.close)
@@ -171,7 +172,7 @@ def create_app(
             follow_redirects=False,
         )
         opened.push_async_callback(webhook_http.aclose)
-        relay = Relay(
+        relay = Relay.build(
             settings, store, wiro, CallbackTokens(secret), clock=clock, metrics=metrics,
             webhook_http=webhook_http, task_webhook_secret=relay_webhook_secret(secret.encode()),
         )  # fmt: skip

@@ -32,7 +32,6 @@ SQLite file (it ends its dead predecessor's claims when it starts): delivery is 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections import Counter, deque
@@ -46,11 +45,11 @@ from service import __version__
 from service.config import Settings
 from service.loop import Loop
 from service.notify import Notifier, Topic
+from service.retry_after import parse_retry_after
 from service.store.base import AttemptResult, Delivery, Store, Subscription
-from service.views import rfc3339
+from service.views import rfc3339, webhook_body
 from service.webhooks import signing
 from service.webhooks.ssrf import SsrfRefused
-from service.wiro.client import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -249,9 +248,7 @@ class Dispatcher(Loop):
         # Where the subscription points now: a URL fixed since the delivery was made is used at once.
         url = sub.url if sub is not None else delivery.url
         event_id, event_type, created_at, data = event
-        body = json.dumps(
-            {"type": event_type, "timestamp": rfc3339(created_at), "data": data}, separators=(",", ":")
-        ).encode()
+        body = webhook_body(event_type, created_at, data)
         headers = signing.headers(signing_secrets, event_id, body, now=self._clock())
         headers["user-agent"] = USER_AGENT
         headers["accept-encoding"] = "identity"  # the excerpt is read raw: nothing to inflate

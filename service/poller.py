@@ -1,9 +1,10 @@
-"""The poller: confirms callbacks, polls tasks whose callback is late, and enforces deadlines.
+"""The poller: the loop that confirms callbacks, polls tasks whose callback is late, and enforces
+deadlines.
 
-A callback only makes its task's next look due at once; the look itself is a Task/Detail, because a
-callback body is a hint, never the truth. Each task has at most one look in flight (``_inflight``),
-and a look records when it started, so callbacks that arrive together cause one Task/Detail, while a
-callback that arrives during a look causes one more (Wiro may have moved on since).
+What one look does, and what stopping or expiring a task does, is the application layer's
+(``service.lifecycle.looks``, ``service.lifecycle.stops``); this loop claims the work and bounds how
+much of it runs at once. Each task has at most one look in flight (its claim), so callbacks that
+arrive together cause one Task/Detail.
 
 Without callbacks, a submitted task is first looked at ``poll_after`` seconds after submission (the
 job's expected run time plus a margin), then on an exponential, jittered, capped schedule. Schedules
@@ -23,19 +24,16 @@ from collections.abc import Callable
 import structlog
 
 from service.config import Settings
-from service.deadlines import timeout_error
+from service.lifecycle.looks import Looks
+from service.lifecycle.stops import Stops
 from service.loop import Loop
-from service.models import ACTIVE_AT_WIRO, Observation, Source, Task, TaskStatus, observe
+from service.models import ACTIVE_AT_WIRO, Task
 from service.notify import Notifier, Topic
-from service.schedule import backoff
 from service.store.base import PollJob, Store
 from service.wiro.client import WiroClient
-from service.wiro.errors import WiroError, WiroNotFound
-from service.wiro.types import Phase, classify
 
 log = structlog.get_logger(__name__)
 
-_NOTHING = Observation(wiro_status="", new_status=None)
 _DEADLINE_BATCH = 50
 """Most tasks a pass reads past their deadline."""
 
@@ -46,7 +44,9 @@ def kill_concurrency(settings: Settings) -> int:
 
 
 class Poller(Loop):
-    """Looks at tasks at Wiro (``run_once()`` is one pass and its looks, see ``service.loop``)."""
+    """Looks at tasks at Wiro (``run_once()`` is one pass and its looks, see ``service.loop``).
+    ``looks`` and ``stops`` are the application layer's (``Relay`` shares its own); by default ones
+    of its own on the same parts."""
 
     name = "poller"
     topic = Topic.LOOK
@@ -59,11 +59,14 @@ class Poller(Loop):
         *,
         notifier: Notifier,
         clock: Callable[[], float],
+        looks: Looks | None = None,
+        stops: Stops | None = None,
     ) -> None:
         super().__init__(notifier, settings.loop_interval_seconds, clock)
         self._store = store
-        self._wiro = wiro
         self._settings = settings
+        self._stops = stops or Stops(store, wiro, clock)
+        self._looks = looks or Looks(store, wiro, settings, clock, self._stops)
         self._limit = asyncio.Semaphore(max(1, settings.poll_concurrency))
         self._kill_limit = asyncio.Semaphore(kill_concurrency(settings))
         self._looking = 0
@@ -114,15 +117,11 @@ class Poller(Loop):
                 self._killing += 1
             self.spawn(self._expire(task, at_wiro=at_wiro))
 
-    def _next_poll(self, attempts: int) -> float:
-        s = self._settings
-        return self._clock() + backoff(attempts, s.poll_interval_seconds, s.poll_max_interval_seconds)
-
     async def _look(self, job: PollJob) -> None:
         structlog.contextvars.bind_contextvars(task_id=job.task_id)
         try:
             async with self._limit:
-                await self._look_now(job)
+                await self._looks.look(job, owner=self.owner, told=self.on_look)
         except Exception:
             log.exception("poll_failed")
             await self._store.release_claim(job.task_id, self.owner)  # looked at again next pass
@@ -131,79 +130,13 @@ class Poller(Loop):
             if self._backlog:
                 self.nudge()
 
-    async def _look_now(self, job: PollJob) -> None:
-        source = Source.CALLBACK if job.after_callback else Source.POLL
-        attempts = job.poll_attempts + 1
-        looked_at = self._clock()
-        try:
-            detail = await self._wiro.task_detail(task_id=job.wiro_task_id)
-        except WiroError as exc:
-            self.on_look(source.value, "error")
-            log.info("poll_failed", error=type(exc).__name__, message=exc.message, attempts=attempts)
-            await self._store.apply_observation(
-                job.task_id, _NOTHING, source=source, at=self._clock(),
-                next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
-                owner=self.owner,
-            )  # fmt: skip
-            return
-        self.on_look(source.value, "ok")
-        changed = await self._store.apply_observation(
-            job.task_id, observe(job.status, detail), source=source, at=self._clock(),
-            next_poll_at=self._next_poll(attempts), poll_attempts=attempts, looked_at=looked_at,
-            owner=self.owner,
-        )  # fmt: skip
-        log.info("task_looked_at", source=source.value, wiro_status=detail.status,
-                 status=changed.status.value if changed else job.status.value)  # fmt: skip
-        if job.cancel_requested and not detail.phase.terminal:
-            await self.cancel_at_wiro(job.task_id, job.wiro_task_id, last_status=detail.status)
-
-    async def cancel_at_wiro(
-        self,
-        task_id: str,
-        wiro_task_id: str,
-        *,
-        last_status: str | None = None,
-        as_status: TaskStatus = TaskStatus.CANCELLED,
-        error: dict[str, str] | None = None,
-    ) -> Task | None:
-        """Stop a task at Wiro: Cancel while it is queued there, Kill once it runs.
-
-        ``last_status`` is the Wiro status last seen, to try the likelier call first; the other
-        follows when Wiro answers "not in a cancellable state". ``as_status`` and ``error`` are what
-        the stop means (a deadline's is ``timed_out`` with the limit's error). Raises ``WiroError``
-        when Wiro could not be asked; returns the task when it moved.
-        """
-        source = Source.DEADLINE if as_status is TaskStatus.TIMED_OUT else Source.CANCEL
-        queued = classify(last_status or "task_queue", None) is Phase.QUEUED
-        try:
-            if queued:
-                try:
-                    detail = await self._wiro.cancel(task_id=wiro_task_id)
-                except WiroNotFound:
-                    detail = await self._wiro.kill(task_id=wiro_task_id)
-            else:
-                try:
-                    detail = await self._wiro.kill(task_id=wiro_task_id)
-                except WiroNotFound:
-                    detail = await self._wiro.cancel(task_id=wiro_task_id)
-        except WiroNotFound:
-            # Neither Cancel nor Kill applies: the task has ended at Wiro; a look will tell how.
-            detail = await self._wiro.task_detail(task_id=wiro_task_id)
-        task = await self._store.get_task(task_id)
-        if task is None:
-            return None
-        observation = observe(task.status, detail, cancelled_as=as_status, cancelled_error=error)
-        return await self._store.apply_observation(
-            task_id, observation, source=source, at=self._clock(), next_poll_at=self._clock()
-        )
-
     async def _expire(self, task: Task, *, at_wiro: bool) -> None:
-        """A task past its deadline, claimed: time it out, killing it at Wiro first if it is there.
-        Whatever ends the task ends the claim; when it does not end, the claim is given back and a
-        later pass tries again."""
+        """A task past its deadline, claimed: time it out (``Stops.expire``), a kill at Wiro within
+        the kills' limit. Whatever ends the task ends the claim; when it does not end, the claim is
+        given back and a later pass tries again."""
         structlog.contextvars.bind_contextvars(task_id=task.id)
         try:
-            if not await self._expire_now(task):
+            if not await self._stops.expire(task, slot=self._kill_limit):
                 await self._store.release_claim(task.id, self.owner)
         except Exception:
             log.exception("deadline_failed")
@@ -212,34 +145,3 @@ class Poller(Loop):
             if at_wiro:
                 self._killing -= 1
             structlog.contextvars.unbind_contextvars("task_id")
-
-    async def _expire_now(self, task: Task) -> bool:
-        """True when the task has ended (timed out, or on its own meanwhile)."""
-        error = timeout_error(task, self._clock())
-        if task.status is TaskStatus.QUEUED:
-            # Only if no Run has left since it was read: one that may have reached Wiro is the
-            # reconcile's to settle, and a Wiro task found then is killed as a submitted one.
-            if await self._store.expire_unsent(task.id, at=self._clock(), error=error):
-                log.info("task_timed_out", reason=error["code"], at_wiro=False)
-                return True
-            return False
-        if task.wiro_task_id:
-            try:
-                async with self._kill_limit:
-                    moved = await self.cancel_at_wiro(
-                        task.id, task.wiro_task_id, last_status=task.wiro_status,
-                        as_status=TaskStatus.TIMED_OUT, error=error,
-                    )  # fmt: skip
-            except WiroError as exc:
-                log.info("deadline_kill_failed", error=type(exc).__name__, message=exc.message)
-                return False
-            if moved is not None and moved.status.terminal:
-                if moved.status is TaskStatus.TIMED_OUT:  # else it ended on its own meanwhile
-                    log.info("task_timed_out", reason=error["code"], at_wiro=True)
-                return True
-        finished = await self._store.finish(
-            task.id, TaskStatus.TIMED_OUT, at=self._clock(), source=Source.DEADLINE, error=error
-        )
-        if finished is not None:
-            log.info("task_timed_out", reason=error["code"], at_wiro=True)
-        return True

@@ -1,11 +1,19 @@
-"""The JSON shape of a task, shared by the REST API, event payloads and webhooks (one shape, one place)."""
+"""The JSON shapes of a task and of an event, shared by the REST API, the event log and webhooks
+(one shape, one place).
+
+An event is shaped here three times over: what it records of its task when it is written
+(``event_data``, which the store is given), what the event log answers (``event_view``), and the
+body a webhook delivers (``webhook_body``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from service.models import Task
+from service.store.base import Event
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -65,3 +73,27 @@ def task_view(task: Task, *, timeline: bool = True) -> dict[str, Any]:
             for entry in task.timeline
         ]
     return view
+
+
+def event_data(task: Task) -> dict[str, Any]:
+    """What an event records of its task: the task as the API shows it then, without its timeline."""
+    return task_view(task, timeline=False)
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """An event as ``GET /v1/events`` and the event stream show it."""
+    return {
+        "seq": event.seq,
+        "id": event.id,
+        "type": event.type,
+        "task_id": event.task_id,
+        "timestamp": rfc3339(event.created_at),
+        "data": event.data,
+    }
+
+
+def webhook_body(event_type: str, created_at: float, data: dict[str, Any]) -> bytes:
+    """What a webhook delivers (and signs): ``{"type", "timestamp", "data"}``, compact JSON."""
+    return json.dumps(
+        {"type": event_type, "timestamp": rfc3339(created_at), "data": data}, separators=(",", ":")
+    ).encode()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -25,8 +24,7 @@ from service.errors import InvalidParameter
 from service.models import EVENT_TYPES
 from service.notify import Topic
 from service.relay import Relay
-from service.store.base import Event
-from service.views import rfc3339
+from service.views import event_view
 
 MAX_LIMIT = 500
 FILTERS = (
@@ -77,17 +75,6 @@ def event_filter(request: Request, *, default_limit: int = 100) -> EventFilter:
     if bad:
         raise InvalidParameter(f"unknown event type {bad[0][:40]!r}")
     return EventFilter(_sequence("after", params.get("after", "0")), types, params.get("task_id"), limit)
-
-
-def event_view(e: Event) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "id": e.id,
-        "type": e.type,
-        "task_id": e.task_id,
-        "timestamp": rfc3339(e.created_at),
-        "data": e.data,
-    }
 
 
 @operation(

@@ -22,7 +22,6 @@ from service.errors import (
     TooManySubscriptions,
     UnsupportedMediaType,
     ValidationFailed,
-    WebhookUrlRefused,
 )
 from service.models import new_id
 from service.relay import Relay
@@ -30,7 +29,7 @@ from service.schemas import Recover, SecretRotation, SubscriptionCreate, Subscri
 from service.store.base import Subscription
 from service.views import rfc3339
 from service.webhooks import signing
-from service.webhooks.ssrf import check_url
+from service.webhooks.destinations import refuse_destination
 
 MAX_SUBSCRIPTIONS = 1000
 M = TypeVar("M", bound=BaseModel)
@@ -58,16 +57,6 @@ def subscription_view(sub: Subscription, *, secret: bool = False) -> dict[str, A
     if secret:
         view["secret"] = sub.secret
     return view
-
-
-def refuse_destination(relay: Relay, url: str, field: str) -> None:
-    """422 when the SSRF guard already knows ``url`` may not be a destination."""
-    reason = check_url(url, relay.settings.webhook_allow_cidrs)
-    if reason is not None:
-        raise WebhookUrlRefused(
-            f"{field}: {reason}",
-            [{"field": field, "code": "webhook_url_refused", "message": reason}],
-        )  # fmt: skip
 
 
 async def read_model(request: Request, model: type[M], *, empty_ok: bool = False) -> M:
@@ -100,7 +89,7 @@ async def create_subscription(request: Request) -> JSONResponse:
     only(request)
     relay = _relay(request)
     body = await read_model(request, SubscriptionCreate)
-    refuse_destination(relay, body.url, "url")
+    refuse_destination(body.url, "url", relay.settings.webhook_allow_cidrs)
     if len(await relay.store.list_subscriptions()) >= MAX_SUBSCRIPTIONS:
         raise TooManySubscriptions(f"at most {MAX_SUBSCRIPTIONS} subscriptions")
     now = relay.clock()
@@ -164,7 +153,7 @@ async def update_subscription(request: Request) -> JSONResponse:
     if any(value is None for value in changes.values()):
         raise ValidationFailed("fields may be left out but not set to null")
     if "url" in changes:
-        refuse_destination(relay, changes["url"], "url")
+        refuse_destination(changes["url"], "url", relay.settings.webhook_allow_cidrs)
     if "metadata" in changes:
         changes["metadata_filter"] = changes.pop("metadata")
     if "event_types" in changes:

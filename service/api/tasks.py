@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -13,7 +12,6 @@ from starlette.routing import Route
 from service.api.bodies import BodyOverLimit, parse_json_object
 from service.api.params import decode_cursor, encode_cursor, limit, only, timestamp
 from service.api.spec import PAGE_LIMIT, Answer, Body, Header, Query, operation
-from service.api.subscriptions import refuse_destination
 from service.api.validate import refuse_non_text, validated
 from service.deadlines import CANCEL_AFTER_MAX_SECONDS, CANCEL_AFTER_MIN_SECONDS, parse_duration
 from service.errors import (
@@ -21,7 +19,6 @@ from service.errors import (
     ConflictingImage,
     DuplicateField,
     EmptyImage,
-    IdempotencyConflict,
     ImageTooLarge,
     InvalidCancelAfter,
     InvalidIdempotencyKey,
@@ -32,15 +29,14 @@ from service.errors import (
     UnexpectedFile,
     UnsupportedImageType,
     UnsupportedMediaType,
-    WiroUnavailable,
-    WiroUploadRefused,
 )
+from service.lifecycle import Image, Job
 from service.models import Task, TaskStatus
-from service.relay import Relay, request_hash
+from service.relay import Relay
 from service.schemas import TaskCreate
 from service.store.base import TaskQuery
 from service.views import task_view
-from service.wiro.errors import WiroError, WiroTransientError
+from service.webhooks.destinations import refuse_destination
 
 MAX_LIMIT = 200
 _IMAGE_TYPES = {
@@ -112,7 +108,7 @@ async def create_task(request: Request) -> JSONResponse:
     key = _idempotency_key(request)
     cancel_after = _cancel_after(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    image: tuple[bytes, str, str] | None = None
+    image: Image | None = None
     if content_type == "application/json":
         body = validated(TaskCreate, parse_json_object(await request.body()), strict=True)
     elif content_type == "multipart/form-data":
@@ -120,26 +116,10 @@ async def create_task(request: Request) -> JSONResponse:
     else:
         raise UnsupportedMediaType("send application/json or multipart/form-data")
     if body.webhook_url is not None:
-        refuse_destination(relay, body.webhook_url, "webhook_url")
-    extra = hashlib.sha256(image[0]).hexdigest() if image else ""
-    if cancel_after is not None:
-        extra += f"|cancel-after={cancel_after!r}"
-    digest = request_hash(body, extra)
-    if key is not None:
-        found = await relay.store.find_idempotent(key)
-        if found is not None:
-            return _replay_or_conflict(found[0], found[1], digest)
-    if image is not None:
-        url = await _upload(relay, *image)
-        body = body.model_copy(update={"input": body.input.model_copy(update={"inputImageUrl": url})})
-    task, created = await relay.accept(body, idempotency_key=key, digest=digest, cancel_after=cancel_after)
-    return _task_response(task, 202, replayed=not created)
-
-
-def _replay_or_conflict(task: Task, stored_hash: str, digest: str) -> JSONResponse:
-    if stored_hash != digest:
-        raise IdempotencyConflict(task.id)
-    return _task_response(task, 202, replayed=True)
+        refuse_destination(body.webhook_url, "webhook_url", relay.settings.webhook_allow_cidrs)
+    job = Job(body, image=image, idempotency_key=key, cancel_after=cancel_after)
+    task, replayed = await relay.lifecycle.intake.accept(job)
+    return _task_response(task, 202, replayed=replayed)
 
 
 async def _form(request: Request) -> FormData:
@@ -151,7 +131,7 @@ async def _form(request: Request) -> FormData:
         raise InvalidMultipart(f"the multipart body could not be read: {exc}") from None
 
 
-async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, tuple[bytes, str, str] | None]:
+async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, Image | None]:
     form = await _form(request)
     try:
         fields: dict[str, Any] = {}
@@ -183,7 +163,7 @@ async def _read_multipart(request: Request, relay: Relay) -> tuple[TaskCreate, t
     return validated(TaskCreate, {**top, "input": fields}, strict=False), image
 
 
-async def _read_image(upload: UploadFile, limit: int) -> tuple[bytes, str, str]:
+async def _read_image(upload: UploadFile, limit: int) -> Image:
     refuse_non_text(upload.filename or "", "inputImage.filename")
     data = await upload.read(limit + 1)
     if len(data) > limit:
@@ -194,20 +174,7 @@ async def _read_image(upload: UploadFile, limit: int) -> tuple[bytes, str, str]:
     if kind is None:
         raise UnsupportedImageType("inputImage must be a PNG, JPEG, WebP or GIF image")
     name = (upload.filename or "input").replace("/", "_").replace("\\", "_")[:128] or "input"
-    return data, name, kind
-
-
-async def _upload(relay: Relay, data: bytes, name: str, kind: str) -> str:
-    try:
-        uploaded = await relay.wiro.upload_file(name, data, kind)
-    except WiroTransientError as exc:
-        raise WiroUnavailable(
-            f"Wiro's File/Upload failed for now: {exc.message}",
-            headers={"Retry-After": "5"},
-        ) from None  # fmt: skip
-    except WiroError as exc:
-        raise WiroUploadRefused(f"Wiro refused the image: {exc.message}") from None
-    return uploaded.url
+    return Image(data, name, kind)
 
 
 @operation(
@@ -233,7 +200,7 @@ async def cancel_task(request: Request) -> JSONResponse:
     task = await relay.store.get_task(request.path_params["task_id"])
     if task is None:
         raise TaskNotFound(request.path_params["task_id"])
-    task = await relay.cancel(task)  # CancelRefused when it already ended otherwise
+    task = await relay.lifecycle.stops.cancel(task)  # CancelRefused when it already ended otherwise
     status = 200 if task.status is TaskStatus.CANCELLED else 202
     return JSONResponse(task_view(task, timeline=False), status_code=status)
 

@@ -7,7 +7,7 @@ that changes a task's state writes the state, its timeline entry and its event i
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -16,9 +16,18 @@ from service.errors import StoreError as StoreError  # noqa: PLC0414 - a re-expo
 from service.errors import TaskNotFound as TaskNotFound  # noqa: PLC0414 - a re-export
 from service.models import Observation, Source, Task, TaskStatus
 from service.notify import Notifier
-from service.wiro.types import RunResult
 
 T = TypeVar("T")
+
+
+EventData = Callable[[Task], dict[str, Any]]
+"""What an event records of its task, as it is when the event is written. The store is given it (the
+relay gives ``service.views.event_data``, the task as the API shows it): it renders no JSON of its own."""
+
+
+def bare_event_data(task: Task) -> dict[str, Any]:
+    """What an event records when the store was given nothing else: the task's id and status."""
+    return {"id": task.id, "status": task.status.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +262,12 @@ class Store(Protocol):
 
     async def cancel_unsent(self, task_id: str, at: float) -> Task | None: ...
     async def record_submitted(
-        self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
-    ) -> Task | None: ...
+        self, task_id: str, wiro_task_id: str, socket_token: str, *, at: float, poll_at: float, source: Source
+    ) -> Task | None:
+        """The queued task is at Wiro as ``wiro_task_id`` (with its socket token): submitted, its first
+        look due at ``poll_at`` (at once when a cancel is pending). None: it was not queued."""
+        ...
+
     async def defer_submission(
         self,
         task_id: str,

@@ -11,10 +11,7 @@ may have reached Wiro without a usable answer raises ``WiroAmbiguousError`` so t
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import httpx
 import stamina
 import structlog
 
+from service.retry_after import parse_retry_after
 from service.wiro import signing
 from service.wiro.errors import (
     CODE_CLASSES,
@@ -59,24 +57,6 @@ class RetryPolicy:
     wait_max: float = 8.0
     wait_jitter: float = 0.5
     retry_after_max: float = 30.0
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _first_error(payload: Any) -> tuple[int | None, str]:

@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 from service.models import Observation, Source, TaskStatus, new_id, observe
 from service.store.base import NewTask
 from service.store.sqlite import SqliteStore
-from service.wiro.types import RUNNING_STATUSES, RunResult, TaskDetail
+from service.wiro.types import RUNNING_STATUSES, TaskDetail
 from tests.fuzz.budget import SEED, examples, fuzz_settings
 from tests.store.test_contract import OWNER, mark_run
 
@@ -131,10 +131,11 @@ class TaskLife(RuleBasedStateMachine):
 
     @rule()
     def run_answered(self) -> None:
-        run = RunResult(task_id=self.wiro_task_id, socket_token="sock")
         at = self._at()
         self.runner.run(
-            self.runner.store.record_submitted(self.task_id, run, at=at, poll_at=at, source=Source.SUBMIT)
+            self.runner.store.record_submitted(
+                self.task_id, self.wiro_task_id, "sock", at=at, poll_at=at, source=Source.SUBMIT
+            )
         )
         self._expect(S if self.status is Q else None)
 

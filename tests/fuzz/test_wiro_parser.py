@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given, seed
 from hypothesis import strategies as st
 
-from service.wiro.client import RetryPolicy, WiroClient, parse_retry_after
+from service.retry_after import parse_retry_after
+from service.wiro.client import RetryPolicy, WiroClient
 from service.wiro.errors import WiroError
 from service.wiro.types import (
     RUNNING_STATUSES,

@@ -9,7 +9,6 @@ import httpx
 
 from service.models import Source
 from service.store import SqliteStore
-from service.wiro.types import RunResult
 from tests.relay.conftest import Faults, Stack, StackFactory
 from tests.store.test_contract import CALLBACK_URL, OWNER, mark_run, new_task
 
@@ -20,7 +19,7 @@ async def _submitted(store: SqliteStore, n: int) -> str:
     task, _ = await store.create_task(new_task(1000.0 + n))
     assert await mark_run(store, task.id, 1001.0 + n, CALLBACK_URL)
     await store.record_submitted(
-        task.id, RunResult(f"w-{n}", "tok"), at=1002.0 + n, poll_at=9999.0, source=Source.SUBMIT
+        task.id, f"w-{n}", "tok", at=1002.0 + n, poll_at=9999.0, source=Source.SUBMIT
     )
     return task.id
 

@@ -12,7 +12,7 @@ import pytest
 from service.models import Observation, Source, TaskStatus, new_id
 from service.store import IdempotencyConflict, NewTask, SqliteStore, Store, TaskNotFound, TaskQuery
 from service.store.base import Subscription
-from service.wiro.types import Output, RunResult
+from service.wiro.types import Output
 
 CALLBACK_URL = "https://relay.example/callbacks/wiro/task_x/token"
 OWNER = "test"
@@ -57,9 +57,7 @@ def event_types(path: Path, task_id: str) -> list[str]:
 async def submitted(store: Store, at: float = 1000.0) -> str:
     task, _ = await store.create_task(new_task(at))
     assert await mark_run(store, task.id, at + 1, CALLBACK_URL)
-    await store.record_submitted(
-        task.id, RunResult("w-1", "tok"), at=at + 2, poll_at=at + 100, source=Source.SUBMIT
-    )
+    await store.record_submitted(task.id, "w-1", "tok", at=at + 2, poll_at=at + 100, source=Source.SUBMIT)
     return task.id
 
 
@@ -159,10 +157,7 @@ async def test_a_local_cancel_stops_a_later_run_mark(store: Store) -> None:
     assert cancelled is not None
     assert cancelled.status is TaskStatus.CANCELLED
     assert not await mark_run(store, task.id, 1002.0, CALLBACK_URL)
-    assert (
-        await store.record_submitted(task.id, RunResult("w", "t"), at=1003, poll_at=1, source=Source.SUBMIT)
-        is None
-    )
+    assert await store.record_submitted(task.id, "w", "t", at=1003, poll_at=1, source=Source.SUBMIT) is None
 
 
 async def test_deferral_schedules_the_next_attempt(store: Store) -> None:

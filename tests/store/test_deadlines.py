@@ -11,7 +11,6 @@ import aiosqlite
 from service.deadlines import QUEUE_TIMEOUT, limits_for
 from service.models import Source, TaskStatus, new_id
 from service.store import NewTask, SqliteStore, migrate
-from service.wiro.types import RunResult
 from tests.store.test_contract import CALLBACK_URL, OWNER, mark_run
 
 
@@ -46,9 +45,7 @@ async def test_a_task_past_its_queue_limit_is_not_sent_unless_a_run_may_have_lef
 async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStore) -> None:
     task, _ = await store.create_task(new_task())
     assert task.deadline_at == 1600.0  # queued: the queue deadline
-    await store.record_submitted(
-        task.id, RunResult("w-1", "t"), at=2000.0, poll_at=2100.0, source=Source.SUBMIT
-    )
+    await store.record_submitted(task.id, "w-1", "t", at=2000.0, poll_at=2100.0, source=Source.SUBMIT)
     submitted = await store.get_task(task.id)
     assert submitted is not None
     assert submitted.deadline_at == 2300.0  # submitted_at + run_timeout_seconds
@@ -59,9 +56,7 @@ async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStor
 async def test_cancel_after_caps_both_queue_and_run(store: SqliteStore) -> None:
     task, _ = await store.create_task(new_task(cancel_after=450.0))
     assert (task.deadline_at, task.cancel_after_at) == (1450.0, 1450.0)
-    await store.record_submitted(
-        task.id, RunResult("w-1", "t"), at=1300.0, poll_at=1400.0, source=Source.SUBMIT
-    )
+    await store.record_submitted(task.id, "w-1", "t", at=1300.0, poll_at=1400.0, source=Source.SUBMIT)
     submitted = await store.get_task(task.id)
     assert submitted is not None
     assert submitted.deadline_at == 1450.0  # earlier than 1300 + 300

@@ -11,7 +11,6 @@ import pytest
 from service.models import Source, TaskStatus
 from service.notify import LocalNotifier, Topic
 from service.store import SqliteStore
-from service.wiro.types import RunResult
 from tests.store.test_contract import mark_run, new_task
 
 
@@ -58,9 +57,7 @@ async def test_each_commit_tells_the_topics_it_made_due(store: SqliteStore) -> N
     task, _ = await store.create_task(new_task())
     assert told.commits[-1] == {Topic.EVENTS, Topic.SUBMIT}  # an event, and a task to send
     assert await mark_run(store, task.id, 1001.0, "https://relay.example/cb")
-    await store.record_submitted(
-        task.id, RunResult("w-1", "tok"), at=1002.0, poll_at=1100.0, source=Source.SUBMIT
-    )
+    await store.record_submitted(task.id, "w-1", "tok", at=1002.0, poll_at=1100.0, source=Source.SUBMIT)
     assert len(told.commits) == 2  # the run mark tells nobody; the first look is not due yet
     assert told.commits[-1] == {Topic.EVENTS}
     await store.check_writable()

@@ -15,8 +15,9 @@ import httpx
 import pytest
 import stamina.instrumentation
 
+from service.retry_after import parse_retry_after
 from service.wiro import signing
-from service.wiro.client import RetryPolicy, WiroClient, parse_retry_after
+from service.wiro.client import RetryPolicy, WiroClient
 from service.wiro.errors import (
     WiroAmbiguousError,
     WiroAuthError,

@@ -13,19 +13,22 @@ from typing import Any
 
 from service.models import Task, TaskStatus, new_id
 from service.notify import Topic
-from service.store.base import Event
+from service.store.base import Event, EventData
 from service.store.sqlite import changes
 from service.store.sqlite.db import Database, dumps, fetch_all
 from service.store.sqlite.rows import SUB_COLUMNS, subscription_from_row
-from service.views import task_view
 
 
 class Outbox:
-    """Events and their fan-out. ``delivery_attempts`` and ``first_delivery_delay`` are each new
-    delivery's attempt budget and how long after its event it is first due."""
+    """Events and their fan-out. ``event_data`` is what each event records of its task;
+    ``delivery_attempts`` and ``first_delivery_delay`` are each new delivery's attempt budget and how
+    long after its event it is first due."""
 
-    def __init__(self, db: Database, *, delivery_attempts: int, first_delivery_delay: float) -> None:
+    def __init__(
+        self, db: Database, *, event_data: EventData, delivery_attempts: int, first_delivery_delay: float
+    ) -> None:
         self._db = db
+        self._event_data = event_data
         self.delivery_attempts = delivery_attempts
         self.first_delivery_delay = first_delivery_delay
 
@@ -38,7 +41,7 @@ class Outbox:
         event_type = task.status.event_type
         cur = db.execute(
             "INSERT INTO events (id, type, task_id, created_at, data_json) VALUES (?, ?, ?, ?, ?)",
-            (new_id("evt"), event_type, task_id, at, dumps(task_view(task, timeline=False))),
+            (new_id("evt"), event_type, task_id, at, dumps(self._event_data(task))),
         )
         if cur.lastrowid is None:  # pragma: no cover - an INSERT always has one
             raise RuntimeError("event insert gave no sequence")

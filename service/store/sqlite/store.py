@@ -17,6 +17,7 @@ from typing import Any, Generic, Self, TypeVar, overload
 import aiosqlite
 
 from service.notify import Notifier, Topic
+from service.store.base import EventData, bare_event_data
 from service.store.sqlite.callbacks import Callbacks
 from service.store.sqlite.db import Database
 from service.store.sqlite.deliveries import Deliveries
@@ -49,7 +50,8 @@ class _Via(Generic[F]):
 
 
 class SqliteStore:
-    """The ``Store`` on one SQLite file."""
+    """The ``Store`` on one SQLite file. ``event_data`` is what each event records of its task: the
+    relay gives the task as its API shows it (``service.views.event_data``)."""
 
     def __init__(
         self,
@@ -63,12 +65,14 @@ class SqliteStore:
         callbacks_kept_per_task: int = 10,
         callback_bytes_per_task: int = 4 * 1024 * 1024,
         notifier: Notifier | None = None,
+        event_data: EventData = bare_event_data,
     ) -> None:
         self._db = Database(path, busy_timeout_ms=busy_timeout_ms, exclusive=exclusive, notifier=notifier)
         self.path = self._db.path
         outbox = Outbox(
-            self._db, delivery_attempts=delivery_attempts, first_delivery_delay=first_delivery_delay
-        )
+            self._db, event_data=event_data, delivery_attempts=delivery_attempts,
+            first_delivery_delay=first_delivery_delay,
+        )  # fmt: skip
         self._outbox = outbox
         self._tasks = Tasks(self._db, outbox)
         self._submission = Submission(self._db, outbox)

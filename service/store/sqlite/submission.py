@@ -12,7 +12,6 @@ from service.store.sqlite import changes
 from service.store.sqlite.db import Database, fetch_one
 from service.store.sqlite.events import Outbox
 from service.store.sqlite.rows import AT_WIRO, RELEASED, TASK_COLUMNS, UNCLAIMED, task_from_row
-from service.wiro.types import RunResult
 
 
 class Submission:
@@ -131,7 +130,7 @@ class Submission:
         return await self._db.write(work)
 
     async def record_submitted(
-        self, task_id: str, run: RunResult, *, at: float, poll_at: float, source: Source
+        self, task_id: str, wiro_task_id: str, socket_token: str, *, at: float, poll_at: float, source: Source
     ) -> Task | None:
         def work(db: sqlite3.Connection) -> Task | None:
             # A cancel asked for while the Run was on its way is carried out now: the task's first
@@ -145,12 +144,12 @@ class Submission:
                 "deadline_at = MIN(? + run_timeout_seconds, "
                 "COALESCE(cancel_after_at, ? + run_timeout_seconds)) "
                 "WHERE id = ? AND status = 'queued'",
-                (run.task_id, run.socket_token, at, at, at, poll_at, at, at, task_id),
+                (wiro_task_id, socket_token, at, at, at, poll_at, at, at, task_id),
             )
             if cur.rowcount == 0:
                 return None
             changes.timeline(
-                db, task_id, at, source, relay_status=TaskStatus.SUBMITTED, note=f"wiro task {run.task_id}"
+                db, task_id, at, source, relay_status=TaskStatus.SUBMITTED, note=f"wiro task {wiro_task_id}"
             )
             task = self._outbox.publish(db, task_id, at)
             if task.cancel_requested or poll_at <= at:
