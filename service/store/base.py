@@ -1,8 +1,10 @@
-"""The store seam: every query the API and the loops run, as one contract.
+"""The store seam: every query the API, the application layer and the loops run, as one contract.
 
-Handlers and loops speak only this interface; all SQL lives in its implementations (SQLite now,
-PostgreSQL for several replicas later), and one contract test suite runs against each. Every method
-that changes a task's state writes the state, its timeline entry and its event in one transaction.
+They speak only this interface; all SQL lives in its implementations (SQLite now, PostgreSQL for
+several replicas later), and one contract test suite runs against each. Every method that changes a
+task's state writes the state, its timeline entry and its event in one transaction; what the event
+records of its task is given to the store (``EventData``), which renders no API JSON and knows
+nothing of Wiro's types.
 """
 
 from __future__ import annotations
