@@ -350,7 +350,7 @@ async def test_a_delivery_goes_where_its_subscription_points_now_and_keeps_where
 
 
 @covers("retry_delivery", "recover_deliveries", "claim_deliveries", "get_delivery")
-async def test_failed_deliveries_are_retried_one_by_one_and_recovered_by_subscription_and_time(
+async def test_failed_deliveries_are_recovered_by_subscription_and_time_and_retried_one_by_one(
     store: Store,
 ) -> None:
     a, b = subscription(), subscription("https://hooks.example/b")
@@ -361,34 +361,39 @@ async def test_failed_deliveries_are_retried_one_by_one_and_recovered_by_subscri
     for d in await claim(store, 2000.0):
         assert await store.record_attempt(d, attempt(2001.0, 500, retry_at=None))  # all failed for good
     a_old, a_new = sorted(await deliveries(store, subscription_id=a.id), key=lambda d: d.created_at)
-    # Retry: one more attempt, now.
-    assert await store.retry_delivery(a_old.id, 3000.0)
-    again = await delivery(store, a_old.id)
-    assert (again.status, again.next_attempt_at, again.completed_at, again.max_attempts) == (
-        "pending", 3000.0, None, again.attempts + 1,
+    # Recover: a subscription's failed deliveries made since a time, each with one more attempt, now.
+    assert await store.recover_deliveries(a.id, 1500.0, 3000.0) == 1
+    recovered = await delivery(store, a_new.id)
+    assert (recovered.status, recovered.next_attempt_at, recovered.completed_at, recovered.max_attempts) == (
+        "pending", 3000.0, None, recovered.attempts + 1,
     )  # fmt: skip
+    assert (await delivery(store, a_old.id)).status == "failed", "made before the time given"
+    assert {d.status for d in await deliveries(store, subscription_id=b.id)} == {"failed"}
     assert await claim(store, 2999.0) == []
     [d] = await claim(store, 3000.0)
-    assert d.id == a_old.id
-    assert await store.record_attempt(d, attempt(3001.0))
-    assert not await store.retry_delivery(a_old.id, 3100.0), "a success is final"
-    assert not await store.retry_delivery("dlv_nope", 3100.0)
-    # Recover: a subscription's failed deliveries made since a time.
-    assert await store.recover_deliveries(a.id, 1500.0, 4000.0) == 1
-    recovered = await delivery(store, a_new.id)
-    assert (recovered.status, recovered.next_attempt_at, recovered.max_attempts) == (
-        "pending", 4000.0, recovered.attempts + 1,
+    assert d.id == a_new.id
+    assert await store.record_attempt(d, attempt(3001.0, 500, retry_at=None))
+    assert (await delivery(store, a_new.id)).status == "failed", "its one more attempt is spent"
+    assert await store.recover_deliveries(b.id, 0.0, 3100.0) == 2
+    assert await store.recover_deliveries("sub_nope", 0.0, 3100.0) == 0
+    # Retry: one delivery, one more attempt, now; a success is final.
+    assert await store.retry_delivery(a_old.id, 4000.0)
+    again = await delivery(store, a_old.id)
+    assert (again.status, again.next_attempt_at, again.completed_at, again.max_attempts) == (
+        "pending", 4000.0, None, again.attempts + 1,
     )  # fmt: skip
-    assert {d.status for d in await deliveries(store, subscription_id=b.id)} == {"failed"}
-    assert [d.id for d in await claim(store, 4000.0)] == [a_new.id]
-    assert await store.recover_deliveries(b.id, 0.0, 4100.0) == 2
-    assert await store.recover_deliveries(a.id, 0.0, 4100.0) == 0  # one succeeded, one in hand
-    assert await store.recover_deliveries("sub_nope", 0.0, 4100.0) == 0
+    [claimed] = [d for d in await claim(store, 4000.0) if d.subscription_id == a.id]
+    assert claimed.id == a_old.id
+    assert await store.record_attempt(claimed, attempt(4001.0))
+    assert not await store.retry_delivery(a_old.id, 4100.0)
+    assert (await delivery(store, a_old.id)).status == "succeeded"
+    assert not await store.retry_delivery("dlv_nope", 4100.0)
     # Retry also brings forward a delivery that waits for its next attempt.
-    [waiting] = await deliveries(store, subscription_id=a.id, statuses=("pending",))
-    assert await store.record_attempt(waiting, attempt(4001.0, 500, retry_at=9000.0))
-    assert await store.retry_delivery(waiting.id, 4002.0)
-    assert (await delivery(store, waiting.id)).next_attempt_at == 4002.0
+    assert await store.retry_delivery(a_new.id, 4200.0)
+    [waiting] = [d for d in await claim(store, 4200.0) if d.id == a_new.id]
+    assert await store.record_attempt(waiting, attempt(4201.0, 500, retry_at=9000.0))
+    assert await store.retry_delivery(a_new.id, 4202.0)
+    assert (await delivery(store, a_new.id)).next_attempt_at == 4202.0
 
 
 @covers("rotate_secret", "get_subscription", "attempt_context")
