@@ -149,6 +149,29 @@ async def test_a_run_that_lost_its_answer_is_found_at_wiro_and_adopted_never_sen
     assert await rig.wiro_calls("Run") == 1
 
 
+async def test_a_failed_task_list_while_reconciling_is_tried_again_later_and_sends_nothing(
+    make_rig: RigFactory,
+) -> None:
+    rig = await make_rig(max_in_flight=0, reconcile_delay_seconds=5.0)
+    submitter = rig.submitter()
+    await rig.emulator.set_faults(run_lose_answer_next=1, list_5xx_next=1)
+    task = await rig.accept()
+    assert await submitter.run_once() == 1
+    [created] = rig.emulator.state.engine.tasks
+    rig.advance(5.0)
+    assert await submitter.run_once() == 1
+    assert await rig.wiro_calls("Task/List", "http_503") == 1
+    undecided = rig.schedule(task.id)
+    assert undecided["run_started_at"] is not None, "no verdict: the Run may still exist"
+    assert undecided["next_attempt_at"] == rig.now() + 5.0
+    assert any("Task/List failed while reconciling" in n for n in notes((await rig.task(task.id)).timeline))
+    rig.set(undecided["next_attempt_at"])
+    assert await submitter.run_once() == 1
+    assert await rig.wiro_calls("Task/List", "ok") == 1
+    assert (await rig.task(task.id)).wiro_task_id == created
+    assert await rig.wiro_calls("Run") == 1
+
+
 async def _a_dead_process_marked(rig: Rig, store: Store, task_id: str, owner: str, lease: float) -> None:
     """Another submitter claimed the task and marked its Run, then died before the Run left."""
     assert await store.claim_submissions(rig.now(), 50, owner=owner, lease=lease, cap=0)
