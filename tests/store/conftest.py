@@ -22,12 +22,6 @@ from tests.store.contract import BACKENDS, Backend, open_backend
 CALL_FAILED = pytest.StashKey[bool]()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "covers(*members): the members of the Store seam a contract test covers"
-    )
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield

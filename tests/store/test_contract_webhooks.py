@@ -1,5 +1,5 @@
-"""The Store contract for the fan-out: subscriptions, the deliveries each event makes, their claims,
-the attempt log, and replays (retry, recover). Every read goes through the seam."""
+"""The Store contract for the fan-out: the deliveries each event makes, their claims, the attempt
+log, and replays (retry, recover). Every read goes through the seam."""
 
 from __future__ import annotations
 
@@ -56,40 +56,6 @@ async def claim(
 ) -> list[Delivery]:
     claimed, _ = await store.claim_deliveries(now, limit, owner=owner, lease=lease, per_slot=per_slot)
     return claimed
-
-
-@covers(
-    "create_subscription", "get_subscription", "list_subscriptions", "update_subscription",
-    "delete_subscription",
-)  # fmt: skip
-async def test_subscriptions_are_kept_listed_changed_and_deleted(store: Store) -> None:
-    later = subscription(
-        at=900.0, description="a", event_types=("task.succeeded",), metadata_filter={"k": "v"}
-    )
-    earlier = subscription("https://hooks.example/b", at=800.0)
-    assert await store.create_subscription(later) == later
-    await store.create_subscription(earlier)
-    assert await store.get_subscription(later.id) == later
-    assert await store.get_subscription("sub_nope") is None
-    assert [s.id for s in await store.list_subscriptions()] == [earlier.id, later.id]  # oldest first
-    changes = {
-        "url": "https://hooks.example/c",
-        "event_types": ("task.failed", "task.succeeded"),
-        "metadata_filter": {},
-        "description": "c",
-        "enabled": False,
-    }
-    changed = await store.update_subscription(later.id, changes, 950.0)
-    assert changed == dataclasses.replace(
-        later, url="https://hooks.example/c", event_types=("task.failed", "task.succeeded"),
-        metadata_filter={}, description="c", enabled=False, updated_at=950.0,
-    )  # fmt: skip
-    assert await store.get_subscription(later.id) == changed
-    assert await store.update_subscription("sub_nope", {"description": "x"}, 960.0) is None
-    assert await store.delete_subscription(later.id)
-    assert not await store.delete_subscription(later.id)
-    assert await store.get_subscription(later.id) is None
-    assert [s.id for s in await store.list_subscriptions()] == [earlier.id]
 
 
 @covers("list_deliveries", "get_delivery", "delete_subscription")
@@ -394,25 +360,3 @@ async def test_failed_deliveries_are_recovered_by_subscription_and_time_and_retr
     assert await store.record_attempt(waiting, attempt(4201.0, 500, retry_at=9000.0))
     assert await store.retry_delivery(a_new.id, 4202.0)
     assert (await delivery(store, a_new.id)).next_attempt_at == 4202.0
-
-
-@covers("rotate_secret", "get_subscription", "attempt_context")
-async def test_a_rotated_secret_signs_beside_the_new_one_until_its_window_ends(store: Store) -> None:
-    sub = subscription(secret="whsec_old")
-    await store.create_subscription(sub)
-    assert await store.rotate_secret(sub.id, "whsec_new", keep_old_until=2000.0, at=1000.0)
-    rotated = await store.get_subscription(sub.id)
-    assert rotated is not None
-    assert (rotated.secret, rotated.previous_secret, rotated.previous_expires_at, rotated.updated_at) == (
-        "whsec_new", "whsec_old", 2000.0, 1000.0,
-    )  # fmt: skip
-    assert rotated.signing_secrets(1999.0) == ["whsec_new", "whsec_old"]
-    assert rotated.signing_secrets(2000.0) == ["whsec_new"]
-    # Only the latest previous secret is kept.
-    assert await store.rotate_secret(sub.id, "whsec_newer", keep_old_until=3000.0, at=1500.0)
-    task, _ = await store.create_task(new_task(at=1600.0))
-    [event] = await store.list_events(after=0, types=(), task_id=task.id, limit=10)
-    _, current = await store.attempt_context(event.seq, sub.id)
-    assert current is not None
-    assert current.signing_secrets(1600.0) == ["whsec_newer", "whsec_new"]
-    assert not await store.rotate_secret("sub_nope", "whsec_x", keep_old_until=1.0, at=1.0)
