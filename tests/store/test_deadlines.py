@@ -10,7 +10,8 @@ import aiosqlite
 
 from service.deadlines import QUEUE_TIMEOUT, limits_for
 from service.models import Source, TaskStatus, new_id
-from service.store import NewTask, SqliteStore, migrate
+from service.store import NewTask, SqliteStore, Store, migrate
+from tests.store.contract import covers
 from tests.store.test_contract import CALLBACK_URL, OWNER, mark_run
 
 
@@ -24,7 +25,8 @@ def new_task(*, queue_timeout: float = 600.0, cancel_after: float | None = None)
     )  # fmt: skip
 
 
-async def test_a_task_past_its_queue_limit_is_not_sent_unless_a_run_may_have_left(store: SqliteStore) -> None:
+@covers("claim_submissions", "claim_deadlines", "expire_unsent")
+async def test_a_task_past_its_queue_limit_is_not_sent_unless_a_run_may_have_left(store: Store) -> None:
     waiting, _ = await store.create_task(new_task())
     marked, _ = await store.create_task(new_task())
     assert await mark_run(store, marked.id, 1001.0, CALLBACK_URL)
@@ -42,7 +44,8 @@ async def test_a_task_past_its_queue_limit_is_not_sent_unless_a_run_may_have_lef
     assert await store.claim_deadlines(10_000.0, 10, owner=OWNER, lease=0.0) == []
 
 
-async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStore) -> None:
+@covers("record_submitted", "claim_deadlines")
+async def test_at_wiro_the_run_deadline_counts_from_submission(store: Store) -> None:
     task, _ = await store.create_task(new_task())
     assert task.deadline_at == 1600.0  # queued: the queue deadline
     await store.record_submitted(task.id, "w-1", "t", at=2000.0, poll_at=2100.0, source=Source.SUBMIT)
@@ -53,7 +56,8 @@ async def test_at_wiro_the_run_deadline_counts_from_submission(store: SqliteStor
     assert [t.id for t in await store.claim_deadlines(2300.0, 10, owner=OWNER, lease=0.0)] == [task.id]
 
 
-async def test_cancel_after_caps_both_queue_and_run(store: SqliteStore) -> None:
+@covers("create_task", "record_submitted")
+async def test_cancel_after_caps_both_queue_and_run(store: Store) -> None:
     task, _ = await store.create_task(new_task(cancel_after=450.0))
     assert (task.deadline_at, task.cancel_after_at) == (1450.0, 1450.0)
     await store.record_submitted(task.id, "w-1", "t", at=1300.0, poll_at=1400.0, source=Source.SUBMIT)
@@ -62,7 +66,8 @@ async def test_cancel_after_caps_both_queue_and_run(store: SqliteStore) -> None:
     assert submitted.deadline_at == 1450.0  # earlier than 1300 + 300
 
 
-async def test_a_task_with_no_limit_while_queued_has_no_deadline(store: SqliteStore) -> None:
+@covers("claim_deadlines", "claim_submissions")
+async def test_a_task_with_no_limit_while_queued_has_no_deadline(store: Store) -> None:
     task, _ = await store.create_task(new_task(queue_timeout=0.0))
     assert task.deadline_at is None
     assert await store.claim_deadlines(1e12, 10, owner=OWNER, lease=0.0) == []

@@ -32,8 +32,9 @@ class Told(LocalNotifier):
 
 
 async def test_a_transaction_that_fails_midway_leaves_nothing_and_the_writer_goes_on(
-    store: SqliteStore,
+    sqlite_store: SqliteStore,
 ) -> None:
+    store = sqlite_store
     store.notifier = told = Told()
 
     def half_then_fail(db: sqlite3.Connection) -> None:
@@ -52,7 +53,8 @@ async def test_a_transaction_that_fails_midway_leaves_nothing_and_the_writer_goe
     assert (await store.get_task(task.id)) is not None
 
 
-async def test_each_commit_tells_the_topics_it_made_due(store: SqliteStore) -> None:
+async def test_each_commit_tells_the_topics_it_made_due(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     store.notifier = told = Told()
     task, _ = await store.create_task(new_task())
     assert told.commits[-1] == {Topic.EVENTS, Topic.SUBMIT}  # an event, and a task to send
@@ -70,7 +72,8 @@ async def test_each_commit_tells_the_topics_it_made_due(store: SqliteStore) -> N
     assert len(told.commits) == 5
 
 
-async def test_concurrent_writers_all_land(store: SqliteStore) -> None:
+async def test_concurrent_writers_all_land(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     tasks = await asyncio.gather(*(store.create_task(new_task(1000.0 + i)) for i in range(200)))
     ids = [t.id for t, _ in tasks]
     assert len(set(ids)) == 200
