@@ -16,7 +16,7 @@ from typing import Any
 from service.store.base import AttemptResult, Delivery, DeliveryQuery, Page, Subscription
 from service.store.sqlite import changes
 from service.store.sqlite.db import Database, fetch_all, fetch_one
-from service.store.sqlite.rows import SUB_COLUMNS, subscription_from_row
+from service.store.sqlite.rows import SUB_COLUMNS, page_of, subscription_from_row
 
 _DELIVERY_COLUMNS = (
     "d.id, d.event_seq, e.id AS event_id, d.event_type, d.task_id, d.subscription_id, "
@@ -246,9 +246,7 @@ class Deliveries:
         sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
         args.append(query.limit + 1)
         rows = await fetch_all(self._db.reader, sql, args)
-        items = [_delivery(r) for r in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+        return page_of(rows, query.limit, _delivery)
 
     async def retry_delivery(self, delivery_id: str, at: float) -> bool:
         """One more attempt now, for a delivery that failed or is waiting; a failure fails it again."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Protocol, TypeVar
 
 from service.models import Task, TaskStatus
-from service.store.base import Subscription
+from service.store.base import Page, Subscription
 
 TASK_COLUMNS = (
     "id, status, model, input_json, metadata_json, webhook_url, created_at, updated_at, deadline_at, "
@@ -76,3 +78,21 @@ def subscription_from_row(row: sqlite3.Row) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def id(self) -> str: ...
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def page_of(rows: list[sqlite3.Row], limit: int, decode: Callable[[sqlite3.Row], K]) -> Page[K]:
+    """A page from ``limit + 1`` rows read newest first: the extra row only says that more follow,
+    and the last item kept is the keyset cursor (created_at, id) of the next page."""
+    items = [decode(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)

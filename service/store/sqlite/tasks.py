@@ -12,7 +12,7 @@ from service.store.base import Gauges, IdempotencyConflict, NewTask, Page, TaskQ
 from service.store.sqlite import changes
 from service.store.sqlite.db import Database, dumps, fetch_all, fetch_one
 from service.store.sqlite.events import Outbox
-from service.store.sqlite.rows import LOAD_TASK, TASK_COLUMNS, task_from_row
+from service.store.sqlite.rows import LOAD_TASK, TASK_COLUMNS, page_of, task_from_row
 
 
 class Tasks:
@@ -110,9 +110,7 @@ class Tasks:
         sql += " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
         args.append(query.limit + 1)
         rows = await fetch_all(self._db.reader, sql, args)
-        items = [task_from_row(r) for r in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(items, (items[-1].created_at, items[-1].id) if more and items else None)
+        return page_of(rows, query.limit, task_from_row)
 
     async def summary(self, since: float | None, until: float | None) -> dict[str, Any]:
         window: list[str] = []
